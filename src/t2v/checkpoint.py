@@ -1,0 +1,119 @@
+"""Model checkpoints on disk: ``config.json`` + ``model.safetensors`` + ``README.md`` (model card).
+
+Nothing is ever unpickled. Every way a checkpoint can be wrong (missing, truncated, foreign,
+another family, another format version, mismatched tensors) fails with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from t2v.config import from_dict, to_dict
+from t2v.errors import T2VError
+
+FORMAT_VERSION = 1
+CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then move the file into place, so readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Atomically write tensors (made contiguous and unshared) to a safetensors file."""
+    clean = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; truncated or foreign files give a one-line T2VError."""
+    path = Path(path)
+    if not path.is_file():
+        raise T2VError(f"missing weights file {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise T2VError(f"{path} is not a readable safetensors file (truncated or foreign?): {e}") from None
+
+
+def save_model(directory: str | Path, model: nn.Module, *, card: str | None = None, half: bool = False,
+               state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model`` (its ``family`` and dataclass ``config``) as a checkpoint directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = state_dict if state_dict is not None else model.state_dict()
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    save_tensors(directory / WEIGHTS_FILE, tensors)
+    config = {"family": model.family, "format_version": FORMAT_VERSION, "config": to_dict(model.config)}
+    atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    if card is not None:
+        atomic_write(directory / CARD_FILE, lambda tmp: Path(tmp).write_text(card))
+    return directory
+
+
+def read_config(directory: str | Path, *, family: str | None = None) -> dict:
+    """Read and validate ``config.json``; ``family`` (if given) must match."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not directory.is_dir():
+        raise T2VError(f"checkpoint directory not found: {directory}")
+    if not path.is_file():
+        raise T2VError(f"missing {path}: a checkpoint directory holds config.json and model.safetensors")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise T2VError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(config, dict) or "family" not in config or "config" not in config:
+        raise T2VError(f"{path} is not a t2v checkpoint config (no 'family' and 'config' keys)")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise T2VError(f"{path} has format version {config.get('format_version')!r}; this t2v reads version {FORMAT_VERSION}")
+    if family is not None and config["family"] != family:
+        raise T2VError(f"{path} is a {config['family']!r} checkpoint, expected {family!r}")
+    return config
+
+
+def load_model(directory: str | Path, *, family: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a checkpoint directory, in float32 and eval mode."""
+    from t2v.models import model_class  # registry imports every family; import late to keep start-up light
+
+    directory = Path(directory)
+    meta = read_config(directory, family=family)
+    cls = model_class(meta["family"])
+    model = cls(from_dict(cls.config_class, meta["config"], where=str(directory / CONFIG_FILE)))
+    load_weights(model, directory / WEIGHTS_FILE)
+    return model.to(device).eval()
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load safetensors weights into ``model``, cast to its dtypes; any missing or extra key is an error."""
+    tensors = load_tensors(path)
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    if missing or extra:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+        raise T2VError(f"{path} does not fit this model ({what}; {len(missing)} missing, {len(extra)} unexpected tensors)")
+    for key, value in tensors.items():
+        if value.shape != own[key].shape:
+            raise T2VError(f"{path}: tensor {key!r} has shape {tuple(value.shape)}, model expects {tuple(own[key].shape)}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})

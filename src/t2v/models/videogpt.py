@@ -1,0 +1,259 @@
+"""VideoGPT (Yan et al., 2021): a 3D-conv VQ-VAE with axial-attention residual blocks, and a
+GPT prior over its flattened code grid, conditioned on text through cross-attention.
+
+Stage 1 (``VQVAE``) compresses a video (B, 3, T, H, W) to codes (B, t, h, w).
+Stage 2 (``VideoGPT``) predicts those codes left to right; the VQ-VAE decoder turns them into frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from t2v.checkpoint import load_model
+from t2v.nn.attention import KVCache, TransformerBlock
+from t2v.nn.conv3d import Downsampler3d, ResBlock3d, Upsampler3d, downsample_strides
+from t2v.nn.quantize import EMAVectorQuantizer
+from t2v.nn.sampling import sample_logits
+from t2v.text import TextEncoderConfig, build_text_encoder
+from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
+
+
+# ----------------------------------------------------------------------------- stage 1: VQ-VAE
+@dataclass
+class VQVAEConfig:
+    """Video VQ-VAE sizes; the code grid is (T / temporal_downsample, H / spatial_downsample, W / ...)."""
+
+    channels: list[int] = field(default_factory=lambda: [64, 128, 128])  # width after each strided conv
+    num_res_blocks: int = 2
+    attn_heads: int = 4  # 0 disables the axial attention in residual blocks
+    temporal_downsample: int = 4
+    spatial_downsample: int = 8
+    codebook_size: int = 512
+    code_dim: int = 64
+    commitment: float = 0.25
+    ema_decay: float = 0.99
+    num_frames: int = 16
+    height: int = 64
+    width: int = 64
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.num_frames // self.temporal_downsample, self.height // self.spatial_downsample,
+                self.width // self.spatial_downsample)
+
+
+class VQVAE(nn.Module):
+    """Strided 3D-conv encoder, attention residual blocks, EMA codebook, mirrored decoder."""
+
+    family = "videogpt-vqvae"
+    config_class = VQVAEConfig
+    presets: dict = {}  # filled at the end of the file
+
+    def __init__(self, config: VQVAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        strides = downsample_strides(config.temporal_downsample, config.spatial_downsample)
+        width = config.channels[min(len(strides), len(config.channels)) - 1]
+        res = lambda: [ResBlock3d(width, heads=config.attn_heads) for _ in range(config.num_res_blocks)]  # noqa: E731
+        self.encoder = nn.Sequential(Downsampler3d(3, config.channels, strides), *res(),
+                                     nn.GroupNorm(min(32, width), width), nn.SiLU(), nn.Conv3d(width, config.code_dim, 1))
+        self.quantizer = EMAVectorQuantizer(config.codebook_size, config.code_dim, decay=config.ema_decay,
+                                            commitment=config.commitment)
+        self.decoder = nn.Sequential(nn.Conv3d(config.code_dim, width, 3, padding=1), *res(),
+                                     nn.GroupNorm(min(32, width), width), nn.SiLU(),
+                                     Upsampler3d(config.channels, strides, 3))
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) in [-1, 1] -> codes (B, t, h, w)."""
+        z = rearrange(self.encoder(video), "b d t h w -> b t h w d")
+        return self.quantizer.nearest_codes(rearrange(z, "b t h w d -> (b t h w) d")).view(z.shape[:-1])
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, t, h, w) -> (B, 3, T, H, W) in [-1, 1]."""
+        z_q = rearrange(self.quantizer.lookup(codes), "b t h w d -> b d t h w")
+        return self.decoder(z_q).clamp(-1, 1)
+
+    def forward(self, video: torch.Tensor):
+        z = rearrange(self.encoder(video), "b d t h w -> b t h w d")  # (B, t, h, w, D)
+        q = self.quantizer(z)
+        recon = self.decoder(rearrange(q.z_q, "b t h w d -> b d t h w"))  # (B, 3, T, H, W)
+        return recon, q
+
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
+        recon, q = self(video)
+        mse = F.mse_loss(recon, video)
+        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
+        return mse + q.commitment_loss, {"mse": mse.item(), "psnr": psnr.item(), "perplexity": q.perplexity.item()}
+
+    @torch.no_grad()
+    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, T, H, W, 3) -> reconstructed uint8 frames of the same shape."""
+        return tensor_to_frames(self.decode(self.encode(frames_to_tensor(frames))))
+
+
+# ----------------------------------------------------------------------------- stage 2: GPT prior
+@dataclass
+class VideoGPTConfig:
+    """The prior over codes; ``tokenizer`` is the stage-1 checkpoint directory used in training."""
+
+    tokenizer: str = "runs/videogpt-vqvae/model"
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    dim: int = 256
+    layers: int = 6
+    heads: int = 8
+    text_dropout: float = 0.1  # share of captions replaced by the null text, for classifier-free guidance
+    guidance: float = 3.0  # default guidance scale at sampling
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)  # filled from the tokenizer checkpoint
+
+
+class VideoGPT(nn.Module):
+    """Decoder-only transformer over flattened (t, h, w) codes with text cross-attention."""
+
+    family = "videogpt"
+    config_class = VideoGPTConfig
+    presets: dict = {}  # filled at the end of the file
+
+    @classmethod
+    def for_training(cls, config: VideoGPTConfig) -> "VideoGPT":
+        """A fresh prior on top of the trained stage-1 tokenizer named by ``config.tokenizer``."""
+        tokenizer = load_model(config.tokenizer, family=VQVAE.family)
+        model = cls(replace(config, vqvae=tokenizer.config))
+        model.tokenizer.load_state_dict(tokenizer.state_dict())
+        return model
+
+    def __init__(self, config: VideoGPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = VQVAE(config.vqvae).requires_grad_(False).eval()
+        self.text_encoder = build_text_encoder(config.text)
+        t, h, w = self.latent_shape = config.vqvae.latent_shape
+        k, d = config.vqvae.codebook_size, config.dim
+        self.code_embed = nn.Embedding(k, d)
+        self.pos_t, self.pos_h, self.pos_w = (nn.Parameter(torch.randn(n, d) * 0.02) for n in (t, h, w))
+        self.bos = nn.Parameter(torch.zeros(d))
+        self.text_proj = nn.Linear(self.text_encoder.dim, d)
+        self.pooled_proj = nn.Linear(self.text_encoder.dim, d)
+        self.null_text = nn.Parameter(torch.randn(1, d) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(d, config.heads, context_dim=d, causal=True) for _ in range(config.layers))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, k)
+        self.apply(_init_weights)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # frozen stage 1, its EMA codebook must not move
+        return self
+
+    @property
+    def num_tokens(self) -> int:
+        t, h, w = self.latent_shape
+        return t * h * w
+
+    def positions(self) -> torch.Tensor:
+        """Factorised 3D position embedding, flattened in raster order: (N, D)."""
+        pos = self.pos_t[:, None, None] + self.pos_h[None, :, None] + self.pos_w[None, None, :]
+        return rearrange(pos, "t h w d -> (t h w) d")
+
+    def condition(self, prompts: list[str], drop: torch.Tensor | None = None):
+        """Text context (B, L, D), mask (B, L) and BOS vector (B, 1, D); ``drop`` rows get the null text."""
+        text = self.text_encoder(prompts)
+        device = self.head.weight.device
+        context, mask, pooled = self.text_proj(text.states.to(device)), text.mask.to(device), self.pooled_proj(text.pooled.to(device))
+        if drop is not None and drop.any():
+            null = self.null_text.expand(context.shape[1], -1)
+            context = torch.where(drop[:, None, None], null[None], context)
+            first_only = torch.zeros_like(mask)
+            first_only[:, 0] = True
+            mask = torch.where(drop[:, None], first_only, mask)
+            pooled = torch.where(drop[:, None], torch.zeros_like(pooled), pooled)
+        return context, mask, (self.bos + pooled)[:, None]
+
+    def transformer(self, x: torch.Tensor, context, mask, cache: KVCache | None = None) -> torch.Tensor:
+        for i, block in enumerate(self.blocks):
+            x = block(x, context, mask, cache=cache, layer=i)
+        return self.head(self.norm(x))  # (B, n, K)
+
+    def forward(self, codes: torch.Tensor, prompts: list[str], drop: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits for codes (B, t, h, w): (B, N, K)."""
+        context, mask, bos = self.condition(prompts, drop)
+        tokens = rearrange(codes, "b t h w -> b (t h w)")
+        x = torch.cat([bos, self.code_embed(tokens[:, :-1])], dim=1) + self.positions()  # (B, N, D)
+        return self.transformer(x, context, mask)
+
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        with torch.no_grad():
+            codes = self.tokenizer.encode(frames_to_tensor(batch["video"]).to(self.head.weight.device))
+        drop = torch.rand(codes.shape[0], device=codes.device) < self.config.text_dropout
+        logits = self(codes, batch["caption"], drop)
+        loss = F.cross_entropy(rearrange(logits, "b n k -> (b n) k"), codes.flatten())
+        return loss, {"ce": loss.item()}
+
+    @torch.no_grad()
+    def generate_codes(self, prompts: list[str], *, generators: list[torch.Generator] | None = None, guidance: float | None = None,
+                       temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                       use_cache: bool = True) -> torch.Tensor:
+        """Sample codes (B, t, h, w) token by token; classifier-free guidance when guidance != 1."""
+        cfg = self.config
+        guidance = cfg.guidance if guidance is None else guidance
+        b, guided = len(prompts), guidance != 1.0
+        drop = torch.tensor([False] * b + [True] * b if guided else [False] * b, device=self.head.weight.device)
+        context, mask, bos = self.condition(prompts * (2 if guided else 1), drop)
+        pos = self.positions()
+        cache = KVCache() if use_cache else None
+        seq = bos + pos[0]  # (B', 1, D) inputs so far; input i carries position i
+        tokens = []
+        for i in range(self.num_tokens):
+            step_in = seq[:, -1:] if use_cache else seq
+            logits = self.transformer(step_in, context, mask, cache)[:, -1]  # (B', K)
+            if guided:
+                cond, uncond = logits.chunk(2)
+                logits = uncond + guidance * (cond - uncond)
+            tok = sample_logits(logits, generators=generators, temperature=cfg.temperature if temperature is None else temperature,
+                                top_k=cfg.top_k if top_k is None else top_k, top_p=cfg.top_p if top_p is None else top_p)  # (B,)
+            tokens.append(tok)
+            if i + 1 < self.num_tokens:
+                nxt = self.code_embed(tok.repeat(2 if guided else 1)) + pos[i + 1]  # (B', D)
+                seq = torch.cat([seq, nxt[:, None]], dim=1)
+        t, h, w = self.latent_shape
+        return rearrange(torch.stack(tokens, 1), "b (t h w) -> b t h w", t=t, h=h, w=w)
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], *, generators: list[torch.Generator] | None = None, **options) -> torch.Tensor:
+        """Prompts -> uint8 frames (B, T, H, W, 3)."""
+        return tensor_to_frames(self.tokenizer.decode(self.generate_codes(prompts, generators=generators, **options)))
+
+    @property
+    def video_shape(self) -> tuple[int, int, int]:
+        return self.config.vqvae.num_frames, self.config.vqvae.height, self.config.vqvae.width
+
+    def preview(self, batch: dict) -> torch.Tensor:
+        """Samples for the captions of a batch (the trainer's sample grid)."""
+        return self.generate(batch["caption"])
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+# ----------------------------------------------------------------------------- size presets
+VQVAE.presets = {
+    "tiny": dict(channels=[16, 32], num_res_blocks=1, attn_heads=2, codebook_size=64, code_dim=16),
+    "shapes": dict(),
+}
+VideoGPT.presets = {
+    "tiny": dict(dim=32, layers=2, heads=2),
+    "S": dict(dim=256, layers=6, heads=8),
+    "B": dict(dim=512, layers=12, heads=8),
+}

@@ -1,0 +1,16 @@
+"""Pipelines: what users call. Families whose generation needs more than the generic
+``Pipeline`` (stories, image prompts, extension) register a subclass here."""
+
+from __future__ import annotations
+
+from t2v.pipelines.base import Pipeline, load_pipeline
+
+# family -> pipeline class; families not listed use the generic Pipeline
+PIPELINES: dict[str, type[Pipeline]] = {}
+
+
+def pipeline_class(family: str) -> type[Pipeline]:
+    return PIPELINES.get(family, Pipeline)
+
+
+__all__ = ["Pipeline", "load_pipeline", "pipeline_class"]

@@ -1,0 +1,114 @@
+"""The generic text-to-video pipeline: validates a request, seeds it, calls the family's
+``generate`` and wraps the frames in a ``Video``. Families with extra modes subclass it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from t2v.checkpoint import load_model, read_config
+from t2v.errors import T2VError
+from t2v.video import Video
+
+DEFAULT_MODEL = "videogpt-shapes"
+MAX_PROMPT_CHARS = 1000
+
+
+def bundled_dir() -> Path:
+    """Where bundled checkpoints live: $T2V_CHECKPOINTS, else the repository's checkpoints/ folder."""
+    env = os.environ.get("T2V_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "checkpoints"
+
+
+def bundled_models() -> dict[str, Path]:
+    """Bundled model name -> checkpoint directory."""
+    root = bundled_dir()
+    if not root.is_dir():
+        return {}
+    return {d.name: d for d in sorted(root.iterdir()) if (d / "config.json").is_file()}
+
+
+def resolve_model(name_or_dir: str | os.PathLike) -> Path:
+    """A bundled model name or a checkpoint directory -> the directory (one-line error otherwise)."""
+    bundled = bundled_models()
+    if str(name_or_dir) in bundled:
+        return bundled[str(name_or_dir)]
+    path = Path(name_or_dir)
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    known = ", ".join(bundled) or "none found"
+    raise T2VError(f"unknown model {str(name_or_dir)!r}: give a bundled name ({known}) or a checkpoint directory")
+
+
+def model_scores(directory: Path) -> dict:
+    """The measured scores stored beside a checkpoint (``scores.json``), or {}."""
+    path = Path(directory) / "scores.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def check_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise T2VError("the prompt is empty: describe the video, e.g. 'a red circle moving left'")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise T2VError(f"the prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are allowed")
+    return prompt.strip()
+
+
+class Pipeline:
+    """``pipe(prompt, seed=..., num_frames=..., height=..., width=...) -> Video`` for one loaded model."""
+
+    def __init__(self, model: torch.nn.Module, *, name: str = "model", directory: Path | None = None) -> None:
+        self.model, self.name, self.directory = model.eval(), name, directory
+
+    @property
+    def video_shape(self) -> tuple[int, int, int]:
+        """(num_frames, height, width) this model generates."""
+        return self.model.video_shape
+
+    @property
+    def fps(self) -> float:
+        return float(getattr(self.model, "fps", 8.0))
+
+    def check_shape(self, num_frames: int | None, height: int | None, width: int | None) -> None:
+        """Fixed-size families accept only their trained shape; say which one."""
+        t, h, w = self.video_shape
+        for name, value, allowed in (("num_frames", num_frames, t), ("height", height, h), ("width", width, w)):
+            if value is not None and value != allowed:
+                raise T2VError(f"{name} must be {allowed} for {self.name} (a fixed-size model), got {value}")
+
+    def __call__(self, prompt: str, *, seed: int | None = None, num_frames: int | None = None,
+                 height: int | None = None, width: int | None = None, **options) -> Video:
+        return self.generate_batch([prompt], seed=seed, num_frames=num_frames, height=height, width=width, **options)[0]
+
+    @torch.no_grad()
+    def generate_batch(self, prompts: list[str], *, seed: int | None = None, num_frames: int | None = None,
+                       height: int | None = None, width: int | None = None, batch_size: int = 8,
+                       progress: bool = False, **options) -> list[Video]:
+        """One video per prompt; prompt i is drawn with seed ``seed + i``, so results do not depend on batching."""
+        prompts = [check_prompt(p) for p in prompts]
+        if not prompts:
+            raise T2VError("no prompts given")
+        self.check_shape(num_frames, height, width)
+        seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
+        if seed < 0:
+            raise T2VError(f"seed must be a non-negative integer, got {seed}")
+        videos = []
+        starts = range(0, len(prompts), batch_size)
+        for start in tqdm(starts, desc=self.name, disable=not progress):
+            chunk = prompts[start:start + batch_size]
+            generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
+            frames = self.model.generate(chunk, generators=generators, **options)  # uint8 (B, T, H, W, 3)
+            videos += [Video(f.numpy(), fps=self.fps) for f in frames]
+        return videos
+
+def load_pipeline(name_or_dir: str | os.PathLike = DEFAULT_MODEL, *, device: str = "cpu") -> Pipeline:
+    """Load a bundled model by name, or a checkpoint directory, as a ready pipeline."""
+    directory = resolve_model(name_or_dir)
+    family = read_config(directory)["family"]
+    from t2v.pipelines import pipeline_class
+
+    return pipeline_class(family)(load_model(directory, device=device), name=directory.name, directory=directory)

@@ -1,0 +1,44 @@
+"""Training: the shared loop (``Trainer``) and ``train_from_config`` behind ``t2v train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from t2v.config import from_dict, load_yaml
+from t2v.data.stream import ShapesDataConfig, ShapesStream
+from t2v.errors import T2VError
+from t2v.models import model_class
+from t2v.train.trainer import TrainConfig, Trainer
+
+__all__ = ["TrainConfig", "Trainer", "build_model", "train_from_config"]
+
+
+def build_model(family: str, section: dict | None):
+    """A fresh model for training from the YAML ``model`` section (``preset`` plus overrides)."""
+    cls = model_class(family)
+    section = dict(section or {})
+    preset = section.pop("preset", None)
+    presets = getattr(cls, "presets", {})
+    if preset is not None and preset not in presets:
+        raise T2VError(f"unknown preset {preset!r} for {family}; known: {', '.join(presets)}")
+    config = from_dict(cls.config_class, {**presets.get(preset, {}), **section}, where=f"{family} model config")
+    return cls.for_training(config) if hasattr(cls, "for_training") else cls(config)
+
+
+def train_from_config(family: str, config_path: str | Path, *, resume: bool = False, overrides: dict | None = None,
+                      log=print) -> Path:
+    """Run ``t2v train FAMILY --config FILE``: returns the exported model directory."""
+    spec = load_yaml(config_path)
+    if spec.get("family", family) != family:
+        raise T2VError(f"{config_path} configures {spec['family']!r}, not {family!r}")
+    unknown = set(spec) - {"family", "model", "data", "train"}
+    if unknown:
+        raise T2VError(f"unknown section {sorted(unknown)[0]!r} in {config_path}; allowed: family, model, data, train")
+    train_cfg = from_dict(TrainConfig, {**spec.get("train", {}), **(overrides or {})}, where=f"{config_path} train")
+    if train_cfg.threads:
+        import torch
+
+        torch.set_num_threads(train_cfg.threads)
+    model = build_model(family, spec.get("model"))
+    data = ShapesStream(from_dict(ShapesDataConfig, spec.get("data"), where=f"{config_path} data"))
+    return Trainer(model, data, train_cfg, log=log).run(resume=resume)

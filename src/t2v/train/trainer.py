@@ -1,0 +1,246 @@
+"""The one training loop every family reuses.
+
+A family model only provides ``training_loss(batch) -> (loss, logs)`` (and optionally
+``preview(batch) -> uint8 frames`` for the sample grid). The loop owns AdamW, warm-up + cosine
+LR, gradient clipping and accumulation, EMA weights, bf16 autocast, progress, sample grids and
+atomic checkpoints that resume *exactly*: model, optimiser, scheduler, EMA, RNG states and data
+position all live in one safetensors file written with ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from t2v.checkpoint import load_tensors, save_model, save_tensors
+from t2v.errors import T2VError
+
+STATE_FILE = "train_state.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping; the global batch is batch_size x grad_accum."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0  # 0 disables EMA weights
+    bf16: bool = False
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    device: str = "auto"
+    log_every: int = 10
+    sample_every: int = 0  # 0 disables sample grids
+    checkpoint_every: int = 100
+    max_minutes: float = 0.0  # stop early (with a checkpoint) after this wall time; 0 = no limit
+    seed: int = 0
+    out_dir: str = "runs/model"
+    half_export: bool = False  # store the exported model in fp16
+    extra: dict = field(default_factory=dict)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``steps``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms, biases or embeddings' 1-D params)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Runs ``TrainConfig.steps`` optimiser steps of ``model`` on ``data`` (an object with ``batch(position, size)``)."""
+
+    def __init__(self, model: nn.Module, data, cfg: TrainConfig, *, log=print) -> None:
+        self.model, self.data, self.cfg, self.log = model, data, cfg, log
+        self.out_dir = Path(cfg.out_dir)
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.model.to(self.device).train()
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
+        self.trainable = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self.ema = {n: p.detach().clone() for n, p in self.trainable.items()} if cfg.ema_decay else {}
+        self.step, self.position = 0, 0
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_path(self) -> Path:
+        return self.out_dir / STATE_FILE
+
+    def save_state(self) -> None:
+        """Everything needed to continue bit-exactly, in one atomically replaced file."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors |= {f"ema.{k}": v for k, v in self.ema.items()}
+        opt = self.optimizer.state_dict()
+        for idx, state in opt["state"].items():
+            tensors |= {f"optim.{idx}.{k}": torch.as_tensor(v) for k, v in state.items()}
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        meta = {"step": self.step, "position": self.position, "scheduler": self.scheduler.state_dict(),
+                "param_groups": opt["param_groups"], "python_rng": random.getstate(),
+                "numpy_rng": _numpy_state_to_json(np.random.get_state())}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_tensors(self.state_path(), tensors, {"t2v_train_state": json.dumps(meta)})
+
+    def load_state(self) -> None:
+        path = self.state_path()
+        tensors = load_tensors(path)
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("t2v_train_state", "null"))
+        if meta is None:
+            raise T2VError(f"{path} is not a t2v training state (no metadata)")
+        own = self.model.state_dict()
+        self.model.load_state_dict({k: tensors[f"model.{k}"] for k in own})
+        for k in self.ema:
+            self.ema[k] = tensors[f"ema.{k}"].to(self.device)
+        opt_state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                opt_state.setdefault(int(idx), {})[name] = value
+        self.optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
+        self.scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        random.setstate(_to_tuple(meta["python_rng"]))
+        np.random.set_state(_numpy_state_from_json(meta["numpy_rng"]))
+        self.step, self.position = meta["step"], meta["position"]
+
+    def export(self) -> Path:
+        """Write the final model (EMA weights when enabled) as a checkpoint directory ``out_dir/model``."""
+        state = self.model.state_dict()
+        state |= {k: v for k, v in self.ema.items()}
+        return save_model(self.out_dir / "model", self.model, state_dict=state, half=self.cfg.half_export,
+                          card=self.model_card())
+
+    def model_card(self) -> str:
+        cfg = self.cfg
+        return (f"# {self.model.family} (trained with t2v)\n\n- steps: {self.step}, global batch "
+                f"{cfg.batch_size * cfg.grad_accum}, lr {cfg.lr}\n- device: {self.device}\n")
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        logs: dict = {}
+        for _ in range(cfg.grad_accum):
+            batch = self.data.batch(self.position, cfg.batch_size)
+            self.position += cfg.batch_size
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss, logs = self.model.training_loss(batch)
+            (loss / cfg.grad_accum).backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable.values(), cfg.grad_clip or float("inf"))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema:
+            with torch.no_grad():
+                for name, p in self.trainable.items():
+                    self.ema[name].lerp_(p.detach(), 1 - cfg.ema_decay)
+        self.step += 1
+        return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.scheduler.get_last_lr()[0], **logs}
+
+    def run(self, *, resume: bool = False) -> Path:
+        """Train to ``cfg.steps`` (continuing from the saved state when ``resume``) and export the model."""
+        cfg = self.cfg
+        if resume:
+            if not self.state_path().is_file():
+                raise T2VError(f"--resume: no training state at {self.state_path()}")
+            self.load_state()
+            self.log(f"resumed at step {self.step} (data position {self.position})")
+        self.log(f"training {self.model.family}: {count_parameters(self.model) / 1e6:.2f}M trainable parameters, "
+                 f"global batch {cfg.batch_size * cfg.grad_accum} = {cfg.batch_size} x {cfg.grad_accum} accumulation, "
+                 f"device {self.device}")
+        start = time.time()
+        history = self.out_dir / "log.jsonl"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=self.model.family, dynamic_ncols=True)
+        while self.step < cfg.steps:
+            logs = self.train_step()
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "psnr", "ce", "lr")})
+                with history.open("a") as f:
+                    f.write(json.dumps({"step": self.step, "time": round(time.time() - start, 2), **logs}) + "\n")
+            if cfg.sample_every and self.step % cfg.sample_every == 0:
+                self.write_samples()
+            out_of_time = cfg.max_minutes and (time.time() - start) / 60 >= cfg.max_minutes
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
+                self.save_state()
+                self.log(f"checkpoint at step {self.step}")
+            if out_of_time:
+                self.log(f"stopping at step {self.step}: max_minutes={cfg.max_minutes} reached; continue with --resume")
+                break
+        bar.close()
+        return self.export()
+
+    def write_samples(self) -> None:
+        """A contact sheet of the model's preview on a fixed batch, as out_dir/samples/step_N.png."""
+        preview = getattr(self.model, "preview", None)
+        if preview is None:
+            return
+        from t2v.video import contact_sheet
+
+        rng_state = torch.get_rng_state()  # previews must not change the training run
+        self.model.eval()
+        frames = preview(self.data.batch(0, 4))  # uint8 (B, T, H, W, 3)
+        self.model.train()
+        torch.set_rng_state(rng_state)
+        (self.out_dir / "samples").mkdir(parents=True, exist_ok=True)
+        b, t = frames.shape[:2]
+        sheet = contact_sheet(frames.reshape(b * t, *frames.shape[2:]).numpy(), columns=t)  # one row per video
+        sheet.save(self.out_dir / "samples" / f"step_{self.step:06d}.png")
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _to_tuple(x):
+    return tuple(_to_tuple(i) for i in x) if isinstance(x, list) else x
+
+
+def _numpy_state_to_json(state) -> list:
+    name, keys, pos, has_gauss, cached = state
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_json(data: list):
+    name, keys, pos, has_gauss, cached = data
+    return name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached

@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from t2v.checkpoint import load_model, save_model
+from t2v.models.videogpt import VQVAE, VideoGPT
+from t2v.nn.pixels import frames_to_tensor
+
+
+def test_vqvae_shapes_through_encoder_quantizer_decoder(tiny_vqvae_config, shapes_batch):
+    model = VQVAE(tiny_vqvae_config)
+    video = frames_to_tensor(shapes_batch["video"])  # (4, 3, 8, 32, 32)
+    recon, q = model(video)
+    assert recon.shape == video.shape
+    assert q.codes.shape == (4, 4, 8, 8)  # (B, T/2, H/4, W/4)
+    codes = model.encode(video)
+    assert codes.shape == (4, *tiny_vqvae_config.latent_shape)
+    assert codes.max() < tiny_vqvae_config.codebook_size
+    assert model.decode(codes).shape == video.shape
+
+
+def test_dead_codes_are_restarted(tiny_vqvae_config, shapes_batch):
+    model = VQVAE(tiny_vqvae_config).train()
+    model(frames_to_tensor(shapes_batch["video"]))
+    before = model.quantizer.codebook.clone()
+    model.quantizer.cluster_size[:5] = 0.0  # pretend five codes went unused
+    model(frames_to_tensor(shapes_batch["video"]))
+    assert not torch.equal(before[:5], model.quantizer.codebook[:5])
+    assert (model.quantizer.cluster_size[:5] > 0.5).all()
+
+
+def test_prior_training_steps_lower_the_loss(tiny_videogpt, shapes_batch):
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW([p for p in tiny_videogpt.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss, _ = tiny_videogpt.training_loss(shapes_batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_tokenizer_stays_frozen_in_training(tiny_videogpt, shapes_batch):
+    before = {k: v.clone() for k, v in tiny_videogpt.tokenizer.state_dict().items()}
+    tiny_videogpt.train()
+    tiny_videogpt.training_loss(shapes_batch)[0].backward()
+    assert not tiny_videogpt.tokenizer.training
+    for k, v in tiny_videogpt.tokenizer.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_kv_cache_gives_the_same_tokens(tiny_videogpt, guidance):
+    tiny_videogpt.eval()
+    prompts = ["a red circle moving left", "a big blue triangle goes up"]
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (1, 2)]  # noqa: E731
+    with_cache = tiny_videogpt.generate_codes(prompts, generators=gens(), guidance=guidance, use_cache=True)
+    without = tiny_videogpt.generate_codes(prompts, generators=gens(), guidance=guidance, use_cache=False)
+    assert torch.equal(with_cache, without)
+
+
+def test_sampling_is_deterministic_per_seed_and_batch_independent(tiny_videogpt):
+    tiny_videogpt.eval()
+    a = tiny_videogpt.generate_codes(["a red circle", "a green square"], generators=[torch.Generator().manual_seed(s) for s in (5, 6)])
+    b = tiny_videogpt.generate_codes(["a green square"], generators=[torch.Generator().manual_seed(6)])
+    c = tiny_videogpt.generate_codes(["a green square"], generators=[torch.Generator().manual_seed(7)])
+    assert torch.equal(a[1:], b)
+    assert not torch.equal(b, c)
+
+
+def test_top_k_one_is_greedy(tiny_videogpt):
+    tiny_videogpt.eval()
+    gens = lambda s: [torch.Generator().manual_seed(s)]  # noqa: E731
+    a = tiny_videogpt.generate_codes(["a cyan disc"], generators=gens(1), top_k=1)
+    b = tiny_videogpt.generate_codes(["a cyan disc"], generators=gens(2), top_k=1)
+    assert torch.equal(a, b)
+
+
+def test_save_load_round_trip_is_bit_exact(tiny_videogpt, tmp_path):
+    directory = save_model(tmp_path / "gpt", tiny_videogpt)
+    loaded = load_model(directory, family="videogpt")
+    assert isinstance(loaded, VideoGPT)
+    for key, value in tiny_videogpt.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    gens = lambda: [torch.Generator().manual_seed(0)]  # noqa: E731
+    tiny_videogpt.eval()
+    assert torch.equal(tiny_videogpt.generate(["a white square"], generators=gens()),
+                       loaded.generate(["a white square"], generators=gens()))
