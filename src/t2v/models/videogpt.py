@@ -197,7 +197,7 @@ class VideoGPT(nn.Module):
         loss = F.cross_entropy(rearrange(logits, "b n k -> (b n) k"), codes.flatten())
         return loss, {"ce": loss.item()}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate_codes(self, prompts: list[str], *, generators: list[torch.Generator] | None = None, guidance: float | None = None,
                        temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                        use_cache: bool = True) -> torch.Tensor:
@@ -208,12 +208,11 @@ class VideoGPT(nn.Module):
         drop = torch.tensor([False] * b + [True] * b if guided else [False] * b, device=self.head.weight.device)
         context, mask, bos = self.condition(prompts * (2 if guided else 1), drop)
         pos = self.positions()
-        cache = KVCache() if use_cache else None
-        seq = bos + pos[0]  # (B', 1, D) inputs so far; input i carries position i
+        cache = KVCache(self.num_tokens) if use_cache else None
+        seq = bos + pos[0]  # (B', 1, D) inputs so far (only the newest with a cache); input i carries position i
         tokens = []
         for i in range(self.num_tokens):
-            step_in = seq[:, -1:] if use_cache else seq
-            logits = self.transformer(step_in, context, mask, cache)[:, -1]  # (B', K)
+            logits = self.transformer(seq, context, mask, cache)[:, -1]  # (B', K)
             if guided:
                 cond, uncond = logits.chunk(2)
                 logits = uncond + guidance * (cond - uncond)
@@ -221,12 +220,12 @@ class VideoGPT(nn.Module):
                                 top_k=cfg.top_k if top_k is None else top_k, top_p=cfg.top_p if top_p is None else top_p)  # (B,)
             tokens.append(tok)
             if i + 1 < self.num_tokens:
-                nxt = self.code_embed(tok.repeat(2 if guided else 1)) + pos[i + 1]  # (B', D)
-                seq = torch.cat([seq, nxt[:, None]], dim=1)
+                nxt = (self.code_embed(tok.repeat(2 if guided else 1)) + pos[i + 1])[:, None]  # (B', 1, D)
+                seq = nxt if use_cache else torch.cat([seq, nxt], dim=1)
         t, h, w = self.latent_shape
         return rearrange(torch.stack(tokens, 1), "b (t h w) -> b t h w", t=t, h=h, w=w)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(self, prompts: list[str], *, generators: list[torch.Generator] | None = None, **options) -> torch.Tensor:
         """Prompts -> uint8 frames (B, T, H, W, 3)."""
         return tensor_to_frames(self.tokenizer.decode(self.generate_codes(prompts, generators=generators, **options)))

@@ -10,21 +10,34 @@ from torch import nn
 
 
 class KVCache:
-    """Keys and values of past positions, one entry per attention layer, for incremental decoding."""
+    """Keys and values of past positions, one entry per attention layer, for incremental decoding.
 
-    def __init__(self) -> None:
-        self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    Buffers are allocated once for ``capacity`` positions and filled in place: growing them
+    with ``torch.cat`` at every step costs more than the attention itself on a CPU.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.buffers: dict[int, torch.Tensor] = {}  # layer -> (2, B, h, capacity, d)
+        self.lengths: dict[int, int] = {}
         self.context: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # cross-attention K/V, computed once
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if layer in self.layers:
-            pk, pv = self.layers[layer]
-            k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
-        self.layers[layer] = (k, v)
-        return k, v
+        """Store k, v (B, h, n, d) after this layer's past; return all keys and values so far."""
+        if layer not in self.buffers:
+            b, h, _, d = k.shape
+            self.buffers[layer] = k.new_empty(2, b, h, self.capacity, d)
+            self.lengths[layer] = 0
+        start, end = self.lengths[layer], self.lengths[layer] + k.shape[2]
+        if end > self.capacity:
+            raise ValueError(f"KV cache holds {self.capacity} positions, asked for {end}")
+        buffer = self.buffers[layer]
+        buffer[0, :, :, start:end], buffer[1, :, :, start:end] = k, v
+        self.lengths[layer] = end
+        return buffer[0, :, :, :end], buffer[1, :, :, :end]
 
-    def __len__(self) -> int:
-        return 0 if not self.layers else next(iter(self.layers.values()))[0].shape[2]
+    def past(self, layer: int) -> int:
+        return self.lengths.get(layer, 0)
 
 
 class SelfAttention(nn.Module):
@@ -39,9 +52,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
-        past = 0
         if cache is not None:
-            past = len(cache) if layer in cache.layers else 0
             k, v = cache.append(layer, k, v)  # (B, h, past + N, d)
         if self.causal and attn_mask is None and q.shape[2] > 1:
             # queries at absolute positions past..past+N-1 see keys up to their own position

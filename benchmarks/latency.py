@@ -1,0 +1,51 @@
+"""Seconds per generated video for a bundled model on the CPU (or GPU), as JSON.
+
+    python benchmarks/latency.py --model videogpt-shapes --threads 2 --json docs/latency_videogpt.json
+
+Median of ``--repeats`` runs after two warm-up runs; for autoregressive families it also
+times sampling without the KV cache and reports the number of tokens per video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from t2v import load_pipeline
+from t2v.eval.metrics import median_seconds, peak_memory_mb
+
+PROMPT = "a small red circle moving left"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="videogpt-shapes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pipe = load_pipeline(args.model)
+    t, h, w = pipe.video_shape
+    median, times = median_seconds(lambda: pipe(PROMPT, seed=0), repeats=args.repeats)
+    result = {"model": pipe.name, "video": f"{t}x{h}x{w}", "threads": args.threads, "repeats": args.repeats,
+              "seconds_per_video": round(median, 4), "times": [round(x, 4) for x in times],
+              "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+    if hasattr(pipe.model, "num_tokens"):
+        result["tokens_per_video"] = pipe.model.num_tokens
+        no_cache, _ = median_seconds(lambda: pipe(PROMPT, seed=0, use_cache=False), repeats=3, warmup=1)
+        result["seconds_per_video_without_kv_cache"] = round(no_cache, 4)
+        result["kv_cache_speedup"] = round(no_cache / median, 2)
+    result["peak_rss_mb"] = round(peak_memory_mb(), 1)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
