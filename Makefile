@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.t2v-installed
 PROMPT ?= a large red circle moving left
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test install clean
 

@@ -1,6 +1,6 @@
 """Seconds per generated video for a bundled model on the CPU (or GPU), as JSON.
 
-    python benchmarks/latency.py --model videogpt-shapes --threads 2 --json docs/latency_videogpt.json
+    python benchmarks/latency.py --model videogpt-shapes --threads 2   # -> benchmarks/results/latency_videogpt-shapes.json
 
 Median of ``--repeats`` runs after two warm-up runs; for autoregressive families it also
 times sampling without the KV cache and reports the number of tokens per video.
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--model", default="videogpt-shapes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/latency_MODEL.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
@@ -42,9 +42,9 @@ def main() -> None:
         result["kv_cache_speedup"] = round(no_cache / median, 2)
     result["peak_rss_mb"] = round(peak_memory_mb(), 1)
     print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    out = args.json or Path(__file__).parent / "results" / f"latency_{pipe.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

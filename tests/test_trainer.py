@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -85,3 +86,18 @@ def test_training_lowers_the_reconstruction_loss(tiny_vqvae_config):
                       log=lambda *_: None)
     losses = [trainer.train_step()["loss"] for _ in range(40)]
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_sample_grid_and_model_card_are_written(tmp_path, tiny_vqvae_config):
+    from t2v.data.stream import ShapesDataConfig, ShapesStream
+    from t2v.models.videogpt import VQVAE
+    from t2v.train.trainer import Trainer
+
+    data = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32))
+    cfg = TrainConfig(steps=2, batch_size=2, sample_every=2, out_dir=str(tmp_path / "run"))
+    model_dir = Trainer(VQVAE(tiny_vqvae_config), data, cfg, log=lambda *_: None, recipe="t2v train x --config y").run()
+    assert (tmp_path / "run" / "samples" / "step_000002.png").stat().st_size > 0
+    card = (model_dir / "README.md").read_text()
+    assert "`t2v train x --config y`" in card and "training wall time" in card and "steps: 2 of 2" in card
+    (stage,) = json.loads((model_dir / "training.json").read_text())["stages"]
+    assert stage["command"] == "t2v train x --config y" and stage["steps"] == 2 and stage["runs"] == 1

@@ -117,3 +117,12 @@ def load_weights(model: nn.Module, path: Path) -> None:
         if value.shape != own[key].shape:
             raise T2VError(f"{path}: tensor {key!r} has shape {tuple(value.shape)}, model expects {tuple(own[key].shape)}")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
+
+
+TRAINING_FILE = "training.json"
+
+
+def read_training_stages(directory: str | Path) -> list[dict]:
+    """How a checkpoint was trained (``training.json`` written by the trainer), or [] if unrecorded."""
+    path = Path(directory) / TRAINING_FILE
+    return json.loads(path.read_text()).get("stages", []) if path.is_file() else []

@@ -25,24 +25,24 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show full traceb
     STATE["debug"] = debug
 
 
-def _check_output_folder(path: Path) -> None:
-    folder = path.parent if path.suffix else path
-    if not folder.is_dir():
-        raise T2VError(f"output folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise T2VError(f"output folder {folder} is not writable")
+DEFAULT_OUTPUT = Path("outputs/video.mp4")
+
+
 
 
 @app.command()
 def generate(
-    prompt: Optional[str] = typer.Argument(None, help="What the video shows."),
-    output: Path = typer.Option(Path("outputs/video.mp4"), "-o", "--output", help="File to write (.mp4, .gif, .npy, .png)."),
+    prompt: Optional[List[str]] = typer.Argument(None, help="What the video shows (several with --story)."),
+    output: Path = typer.Option(DEFAULT_OUTPUT, "-o", "--output", help="File to write (.mp4, .gif, .npy, .png)."),
     model: str = typer.Option("videogpt-shapes", "--model", "-m", help="Bundled model name or checkpoint directory."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same video)."),
     num_frames: Optional[int] = typer.Option(None, "--frames", help="Number of frames, where the model allows."),
     height: Optional[int] = typer.Option(None, "--height"),
     width: Optional[int] = typer.Option(None, "--width"),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps, where the model has them (Phenaki: 12-48)."),
+    story: bool = typer.Option(False, "--story", help="One video following several prompts in turn (Phenaki)."),
+    first_frame: Optional[Path] = typer.Option(None, "--first-frame", help="Image (or video) whose frame the video continues."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="TSV of id<TAB>prompt lines: one video per line."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for --prompts videos."),
     fmt: str = typer.Option("mp4", "--format", help="Format for --prompts videos: mp4, gif or npy."),
@@ -51,32 +51,49 @@ def generate(
     """Generate a video from a prompt.
 
     Example: t2v generate "a red circle moving left" -o outputs/red.mp4 --seed 1
+
+    Story: t2v generate --model phenaki-shapes --story "a red circle moving left" "the red circle moving up"
     """
     from t2v import load_pipeline
-    from t2v.eval.shapes import read_prompts_tsv
+    from t2v.eval.shapes import read_prompts
+    from t2v.pipelines.base import check_prompt
+    from t2v.video import check_output_path, check_writable_folder
 
-    options = {"guidance": guidance} if guidance is not None else {}
+    options = {k: v for k, v in (("guidance", guidance), ("steps", steps)) if v is not None}
     shape = dict(num_frames=num_frames, height=height, width=width)
     if prompts is not None:
         if out_dir is None:
             raise T2VError("--prompts needs --out DIR for the videos")
         if fmt not in ("mp4", "gif", "npy"):
             raise T2VError(f"--format must be mp4, gif or npy, got {fmt!r}")
-        items = read_prompts_tsv(prompts)
+        items = read_prompts(prompts)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _check_output_folder(out_dir)
+        check_writable_folder(out_dir)
         pipe = load_pipeline(model)
         videos = pipe.generate_batch([p for _, p in items], seed=seed, progress=True, **shape, **options)
         for (vid, _), video in zip(items, videos):
             video.save(out_dir / f"{vid}.{fmt}")
         typer.echo(f"wrote {len(videos)} videos to {out_dir}")
         return
-    if prompt is None:
+    if not prompt:
         raise T2VError("give a prompt, e.g. t2v generate \"a red circle moving left\", or --prompts FILE.tsv --out DIR")
-    _check_output_folder(output)
+    if len(prompt) > 1 and not story:
+        raise T2VError(f"got {len(prompt)} prompts: quote the prompt, or pass --story to follow them in turn")
+    for text in prompt:
+        check_prompt(text)
+    if output == DEFAULT_OUTPUT:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(output)
     pipe = load_pipeline(model)
+    if first_frame is not None:
+        options["first_frame"] = first_frame
     start = time.perf_counter()
-    video = pipe(prompt, seed=seed, **shape, **options)
+    if story:
+        if not hasattr(pipe, "story"):
+            raise T2VError(f"{pipe.name} cannot follow a story; use a Phenaki model, e.g. --model phenaki-shapes")
+        video = pipe.story(prompt, seed=seed, num_frames=num_frames, **options)
+    else:
+        video = pipe(prompt[0], seed=seed, **shape, **options)
     seconds = time.perf_counter() - start
     typer.echo(f"{pipe.name}: {video.num_frames}x{video.height}x{video.width} in {seconds:.2f} s")
     typer.echo(f"wrote {video.save(output)}")
@@ -124,11 +141,14 @@ def check(
 @app.command("eval")
 def evaluate(
     model: str = typer.Argument(..., help="Bundled model name or checkpoint directory."),
-    suite: List[str] = typer.Option(["shapes"], "--suite", help="Suites to run: shapes, recon, speed."),
+    suite: List[str] = typer.Option(["shapes"], "--suite", help="Suites to run: shapes, fvd, recon, speed."),
     n: int = typer.Option(100, "-n", help="Prompts per prompt set."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON."),
     out_dir: Optional[Path] = typer.Option(None, "--videos", help="Keep the generated videos (npy) here."),
+    record: bool = typer.Option(False, "--record", help="Store the results in the checkpoint's scores.json and model card."),
+    fvd_weights: Optional[Path] = typer.Option(None, "--fvd-weights", help="Local I3D weights (.safetensors or .pt) "
+                                               "for standard FVD; without it the fvd suite reports FVD-shapes."),
 ) -> None:
     """Measure a model: checker rates on the project's prompt sets, and more.
 
@@ -136,7 +156,14 @@ def evaluate(
     """
     from t2v.eval.run import run_suites
 
-    results = run_suites(model, suite, n=n, seed=seed, video_dir=out_dir, log=typer.echo)
+    results = run_suites(model, suite, n=n, seed=seed, video_dir=out_dir, fvd_weights=fvd_weights, log=typer.echo)
+    if record:
+        from t2v.eval.record import record_scores
+        from t2v.pipelines.base import resolve_model
+
+        command = f"t2v eval {model} " + " ".join(f"--suite {name}" for name in suite) + f" -n {n} --seed {seed}"
+        record_scores(resolve_model(model), results, command)
+        typer.echo(f"recorded the scores in {resolve_model(model)}")
     if json_out:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
         typer.echo(f"wrote {json_out}")
@@ -184,6 +211,8 @@ def data_shapes(
 
 def main() -> None:
     """Entry point: user errors print one line (no traceback unless --debug) and exit 2."""
+    # idle OpenMP threads sleep instead of spinning: spinning makes small ops crawl on a busy 2-core machine
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except T2VError as e:

@@ -69,11 +69,8 @@ class Video:
         The file is written beside its target under a temporary name and then moved into place,
         so a failed save leaves nothing behind and never a half-written file.
         """
-        path = Path(path)
-        writer = _WRITERS.get(path.suffix.lower())
-        if writer is None:
-            raise T2VError(f"cannot save {path}: use one of the suffixes {', '.join(_WRITERS)}")
-        _check_writable_folder(path.parent)
+        path = check_output_path(path)
+        writer = _WRITERS[path.suffix.lower()]
         temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
         try:
             writer(self, temp)
@@ -85,7 +82,16 @@ class Video:
         return path
 
 
-def _check_writable_folder(folder: Path) -> None:
+def check_output_path(path: str | os.PathLike) -> Path:
+    """A path ``Video.save`` can write: known suffix, existing writable folder (one-line error otherwise)."""
+    path = Path(path)
+    if path.suffix.lower() not in _WRITERS:
+        raise T2VError(f"cannot save {path}: use one of the suffixes {', '.join(_WRITERS)}")
+    check_writable_folder(path.parent)
+    return path
+
+
+def check_writable_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise T2VError(f"folder {folder} does not exist; create it first or pick another output path")
     if not os.access(folder, os.W_OK):
@@ -186,6 +192,24 @@ def read_video(path: str | os.PathLike, *, fps: float | None = None, size: tuple
     if size is not None:
         frames = _crop_resize(frames, size)
     return Video(frames, fps or source_fps)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def read_image(path: str | os.PathLike, *, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image file (or a video's first frame) as uint8 (H, W, 3), centre-cropped and resized to ``size``."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return read_video(path, size=size, num_frames=1).frames[0]
+    if not path.is_file():
+        raise T2VError(f"cannot read image {path}: no such file")
+    try:
+        with Image.open(path) as image:
+            frame = np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise T2VError(f"cannot read image {path}: {_reason(e)}") from e
+    return frame if size is None else _crop_resize(frame[None], size)[0]
 
 
 def _check_read_options(fps: float | None, size: tuple[int, int] | None, num_frames: int | None) -> None:

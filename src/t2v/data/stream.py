@@ -10,7 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from t2v.data.shapes import make_example
+from t2v.data.shapes import ShapeObject, make_example
+from t2v.data.vocab import COLOURS, MOTIONS, SHAPES, SIZES
+
+# attribute name -> its values; a label is the value's index (the order of ``object_labels``)
+ATTRIBUTES: dict[str, tuple[str, ...]] = {"colour": COLOURS, "shape": SHAPES, "size": SIZES, "motion": MOTIONS}
 
 
 @dataclass
@@ -23,6 +27,12 @@ class ShapesDataConfig:
     height: int = 64
     width: int = 64
     seed: int = 0
+    labels: bool = False  # add "labels": the first object's attribute indices (B, 4), for classifiers
+
+
+def object_labels(obj: ShapeObject) -> torch.Tensor:
+    """Attribute indices of one object, in ``ATTRIBUTES`` order: (4,) int64."""
+    return torch.tensor([values.index(getattr(obj, name)) for name, values in ATTRIBUTES.items()])
 
 
 class ShapesStream(IterableDataset):
@@ -36,7 +46,10 @@ class ShapesStream(IterableDataset):
         level = 2 if random.Random(f"level:{c.seed}:{index}").random() < c.level2_prob else 1
         ex = make_example(c.seed * 1_000_003 + index, level=level, split=c.split, num_frames=c.num_frames,
                           height=c.height, width=c.width)
-        return {"video": torch.from_numpy(ex.video), "caption": ex.caption}
+        item = {"video": torch.from_numpy(ex.video), "caption": ex.caption}
+        if c.labels:
+            item["labels"] = object_labels(ex.scene.objects[0])
+        return item
 
     def __iter__(self):
         index = self.start
@@ -45,12 +58,19 @@ class ShapesStream(IterableDataset):
             index += 1
 
     def batch(self, position: int, batch_size: int) -> dict:
-        """Examples [position, position + batch_size) stacked: video uint8 (B, T, H, W, 3), caption list."""
+        """Examples [position, position + batch_size) stacked: video uint8 (B, T, H, W, 3), caption list
+        (and labels (B, 4) when the config asks for them)."""
         items = [self.example(position + i) for i in range(batch_size)]
-        return {"video": torch.stack([x["video"] for x in items]), "caption": [x["caption"] for x in items]}
+        batch = {"video": torch.stack([x["video"] for x in items]), "caption": [x["caption"] for x in items]}
+        if self.config.labels:
+            batch["labels"] = torch.stack([x["labels"] for x in items])
+        return batch
 
 
 def collate(items: list[dict]) -> dict:
     """Stack dataset items into a batch dict (the same layout ``ShapesStream.batch`` returns)."""
-    return {"video": torch.stack([torch.as_tensor(np.asarray(x["video"])) for x in items]),
-            "caption": [x["caption"] for x in items]}
+    batch = {"video": torch.stack([torch.as_tensor(np.asarray(x["video"])) for x in items]),
+             "caption": [x["caption"] for x in items]}
+    if "labels" in items[0]:
+        batch["labels"] = torch.stack([torch.as_tensor(x["labels"]) for x in items])
+    return batch

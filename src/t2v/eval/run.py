@@ -11,9 +11,10 @@ import torch
 from tqdm import tqdm
 
 from t2v.data.shapes import make_example
+from t2v.data.stream import ShapesDataConfig, ShapesStream
 from t2v.errors import T2VError
 
-SUITES = ("shapes", "recon", "speed")
+SUITES = ("shapes", "fvd", "recon", "speed")
 
 
 def shapes_suite(pipe, *, n: int, seed: int, video_dir: Path | None, log) -> dict:
@@ -34,6 +35,34 @@ def shapes_suite(pipe, *, n: int, seed: int, video_dir: Path | None, log) -> dic
         results[name] = {**report.to_dict(), "seconds_per_video": seconds / len(items)}
         log(f"[{name}] {report.format()}")
     return results
+
+
+def fvd_suite(pipe, *, n: int = 512, seed: int = 0, weights: str | Path | None = None, batch_size: int = 16,
+              log=print) -> dict:
+    """FVD between ``n`` real one-object test-split videos and ``n`` videos generated from their captions.
+
+    Features come from the bundled FVD-shapes classifier ("fvd_shapes", not comparable with I3D-FVD),
+    or from I3D when ``weights`` names a local file ("fvd_i3d").
+    """
+    from t2v.eval.fvd import RESULT_KEY, frechet_distance, load_feature_net, video_features
+
+    net = load_feature_net(weights)
+    t, h, w = pipe.video_shape
+    start = time.perf_counter()
+    captions, real_batches = [], []
+    for first in range(0, n, batch_size):  # real videos at the generated shape; the network resamples both alike
+        examples = [make_example(seed + i, split="test", num_frames=t, height=h, width=w)
+                    for i in range(first, min(n, first + batch_size))]
+        captions += [ex.caption for ex in examples]
+        real_batches.append(np.stack([ex.video for ex in examples]))  # (b, T, H, W, 3)
+    real = video_features(net, real_batches)
+    videos = pipe.generate_batch(captions, seed=seed, batch_size=batch_size, progress=True)
+    fake = video_features(net, (np.stack([v.frames for v in videos[i:i + batch_size]]) for i in range(0, n, batch_size)))
+    key = RESULT_KEY[net.name]
+    result = {key: frechet_distance(real, fake), "videos": n, "feature_net": net.name,
+              "seconds": time.perf_counter() - start}
+    log(f"[fvd] {key} {result[key]:.4g} on {n} generated vs {n} test-split videos ({net.name} features)")
+    return result
 
 
 def tokenizer_of(model):
@@ -71,21 +100,59 @@ def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log
     return result
 
 
-def speed_suite(pipe, *, repeats: int = 10, log=print) -> dict:
-    """Seconds per video (median after warm-up) at the torch thread count in force, and peak memory."""
+def train_throughput(model, video_shape: tuple[int, int, int], *, batch_size: int = 8, steps: int = 3) -> dict:
+    """Training-step throughput (forward, backward, AdamW step) in videos/s; the model is restored afterwards."""
+    from t2v.eval.metrics import median_seconds
+
+    if not hasattr(model, "training_loss"):
+        return {"train_videos_per_s": None, "train_note": f"{type(model).__name__} has no training_loss"}
+    t, h, w = video_shape
+    batch = ShapesStream(ShapesDataConfig(num_frames=t, height=h, width=w, labels=True)).batch(0, batch_size)
+    saved, rng = {k: v.clone() for k, v in model.state_dict().items()}, torch.get_rng_state()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        loss, _ = model.training_loss(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    model.train()
+    try:
+        median, times = median_seconds(step, repeats=steps, warmup=1)
+    finally:  # measuring must not change the model that the other suites sample from
+        model.load_state_dict(saved)
+        model.eval()
+        torch.set_rng_state(rng)
+    return {"train_videos_per_s": batch_size / median, "train_batch_size": batch_size, "train_step_times": times,
+            "train_precision": "fp32"}
+
+
+def speed_suite(pipe, *, repeats: int = 10, train_steps: int = 3, log=print) -> dict:
+    """Seconds per video (median after warm-up) at the torch thread count in force, peak memory, and
+    training-step throughput in videos/s."""
     from t2v.eval.metrics import median_seconds, peak_memory_mb
 
     median, times = median_seconds(lambda: pipe("a small red circle moving left", seed=0), repeats=repeats)
     t, h, w = pipe.video_shape
     result = {"seconds_per_video": median, "times": times, "threads": torch.get_num_threads(),
-              "video": f"{t}x{h}x{w}", "peak_rss_mb": peak_memory_mb(), "cpu": platform.processor() or platform.machine()}
+              "video": f"{t}x{h}x{w}", "cpu": platform.processor() or platform.machine()}
     log(f"[speed] {median:.3f} s per {t}x{h}x{w} video (median of {repeats}, {result['threads']} threads)")
+    result |= train_throughput(pipe.model, pipe.video_shape, steps=train_steps)
+    if result["train_videos_per_s"] is None:
+        log(f"[speed] no training throughput: {result['train_note']}")
+    else:
+        log(f"[speed] training: {result['train_videos_per_s']:.3g} videos/s (batch {result['train_batch_size']}, fp32)")
+    result["peak_rss_mb"] = peak_memory_mb()  # after the training steps, which can raise the peak
     return result
 
 
 def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, video_dir: Path | None = None,
-               log=print) -> dict:
-    """Run the named suites on a bundled model name or checkpoint directory."""
+               fvd_videos: int = 512, fvd_weights: str | Path | None = None, log=print) -> dict:
+    """Run the named suites on a bundled model name or checkpoint directory.
+
+    ``fvd_videos`` real and generated videos enter FVD; ``fvd_weights`` (a local I3D file) replaces FVD-shapes.
+    """
     from t2v.checkpoint import load_model
     from t2v.pipelines import pipeline_class
     from t2v.pipelines.base import resolve_model
@@ -104,6 +171,8 @@ def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, vi
     for suite in suites:
         if suite == "shapes":
             results["shapes"] = shapes_suite(pipe, n=n, seed=seed, video_dir=video_dir, log=log)
+        elif suite == "fvd":
+            results["fvd"] = fvd_suite(pipe, n=fvd_videos, seed=seed, weights=fvd_weights, log=log)
         elif suite == "speed":
             results["speed"] = speed_suite(pipe, log=log)
     return results

@@ -10,6 +10,9 @@ from t2v.errors import T2VError
 FAMILIES = {
     "videogpt-vqvae": "t2v.models.videogpt:VQVAE",
     "videogpt": "t2v.models.videogpt:VideoGPT",
+    "phenaki-cvivit": "t2v.models.phenaki:CViViT",
+    "phenaki": "t2v.models.phenaki:Phenaki",
+    "fvd-shapes": "t2v.models.shapes_classifier:ShapesClassifier",
 }
 
 

@@ -7,20 +7,22 @@ Stage 2 (``VideoGPT``) predicts those codes left to right; the VQ-VAE decoder tu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.checkpoint import load_model
-from t2v.nn.attention import KVCache, TransformerBlock
+from t2v.models.prior import TokenizerPrior
+from t2v.nn.attention import KVCache, TransformerBlock, init_transformer_weights
 from t2v.nn.conv3d import Downsampler3d, ResBlock3d, Upsampler3d, downsample_strides
+from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
 from t2v.nn.quantize import EMAVectorQuantizer
 from t2v.nn.sampling import sample_logits
-from t2v.text import TextEncoderConfig, build_text_encoder
-from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
+from t2v.nn.text_condition import TextConditioner
+from t2v.nn.threads import single_thread_for_small_batches
+from t2v.text import TextEncoderConfig
 
 
 # ----------------------------------------------------------------------------- stage 1: VQ-VAE
@@ -96,6 +98,12 @@ class VQVAE(nn.Module):
         """uint8 (B, T, H, W, 3) -> reconstructed uint8 frames of the same shape."""
         return tensor_to_frames(self.decode(self.encode(frames_to_tensor(frames))))
 
+    def preview(self, batch: dict) -> torch.Tensor:
+        """Each video of a batch above its reconstruction (the trainer's sample grid): (2B, T, H, W, 3)."""
+        frames = torch.as_tensor(batch["video"])
+        pairs = torch.stack([frames, self.reconstruct(frames)], dim=1)  # (B, 2, T, H, W, 3)
+        return rearrange(pairs, "b two t h w c -> (b two) t h w c")
+
 
 # ----------------------------------------------------------------------------- stage 2: GPT prior
 @dataclass
@@ -115,43 +123,29 @@ class VideoGPTConfig:
     vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)  # filled from the tokenizer checkpoint
 
 
-class VideoGPT(nn.Module):
+class VideoGPT(TokenizerPrior):
     """Decoder-only transformer over flattened (t, h, w) codes with text cross-attention."""
 
     family = "videogpt"
     config_class = VideoGPTConfig
     presets: dict = {}  # filled at the end of the file
-
-    @classmethod
-    def for_training(cls, config: VideoGPTConfig) -> "VideoGPT":
-        """A fresh prior on top of the trained stage-1 tokenizer named by ``config.tokenizer``."""
-        tokenizer = load_model(config.tokenizer, family=VQVAE.family)
-        model = cls(replace(config, vqvae=tokenizer.config))
-        model.tokenizer.load_state_dict(tokenizer.state_dict())
-        return model
+    tokenizer_class, tokenizer_field = VQVAE, "vqvae"
+    sampling_options = ("guidance", "temperature", "top_k", "top_p", "use_cache")
 
     def __init__(self, config: VideoGPTConfig) -> None:
         super().__init__()
         self.config = config
         self.tokenizer = VQVAE(config.vqvae).requires_grad_(False).eval()
-        self.text_encoder = build_text_encoder(config.text)
+        self.text = TextConditioner(config.text, config.dim)
         t, h, w = self.latent_shape = config.vqvae.latent_shape
         k, d = config.vqvae.codebook_size, config.dim
         self.code_embed = nn.Embedding(k, d)
         self.pos_t, self.pos_h, self.pos_w = (nn.Parameter(torch.randn(n, d) * 0.02) for n in (t, h, w))
         self.bos = nn.Parameter(torch.zeros(d))
-        self.text_proj = nn.Linear(self.text_encoder.dim, d)
-        self.pooled_proj = nn.Linear(self.text_encoder.dim, d)
-        self.null_text = nn.Parameter(torch.randn(1, d) * 0.02)
         self.blocks = nn.ModuleList(TransformerBlock(d, config.heads, context_dim=d, causal=True) for _ in range(config.layers))
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, k)
-        self.apply(_init_weights)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.tokenizer.eval()  # frozen stage 1, its EMA codebook must not move
-        return self
+        self.apply(init_transformer_weights)
 
     @property
     def num_tokens(self) -> int:
@@ -165,16 +159,7 @@ class VideoGPT(nn.Module):
 
     def condition(self, prompts: list[str], drop: torch.Tensor | None = None):
         """Text context (B, L, D), mask (B, L) and BOS vector (B, 1, D); ``drop`` rows get the null text."""
-        text = self.text_encoder(prompts)
-        device = self.head.weight.device
-        context, mask, pooled = self.text_proj(text.states.to(device)), text.mask.to(device), self.pooled_proj(text.pooled.to(device))
-        if drop is not None and drop.any():
-            null = self.null_text.expand(context.shape[1], -1)
-            context = torch.where(drop[:, None, None], null[None], context)
-            first_only = torch.zeros_like(mask)
-            first_only[:, 0] = True
-            mask = torch.where(drop[:, None], first_only, mask)
-            pooled = torch.where(drop[:, None], torch.zeros_like(pooled), pooled)
+        context, mask, pooled = self.text(prompts, drop)
         return context, mask, (self.bos + pooled)[:, None]
 
     def transformer(self, x: torch.Tensor, context, mask, cache: KVCache | None = None) -> torch.Tensor:
@@ -190,8 +175,9 @@ class VideoGPT(nn.Module):
         return self.transformer(x, context, mask)
 
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        with torch.no_grad():
-            codes = self.tokenizer.encode(frames_to_tensor(batch["video"]).to(self.head.weight.device))
+        device = self.head.weight.device
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):  # codes exactly as sampling decodes them
+            codes = self.tokenizer.encode(frames_to_tensor(batch["video"]).to(device))
         drop = torch.rand(codes.shape[0], device=codes.device) < self.config.text_dropout
         logits = self(codes, batch["caption"], drop)
         loss = F.cross_entropy(rearrange(logits, "b n k -> (b n) k"), codes.flatten())
@@ -205,23 +191,24 @@ class VideoGPT(nn.Module):
         cfg = self.config
         guidance = cfg.guidance if guidance is None else guidance
         b, guided = len(prompts), guidance != 1.0
-        drop = torch.tensor([False] * b + [True] * b if guided else [False] * b, device=self.head.weight.device)
+        drop = TextConditioner.guidance_drop(b, guided, self.head.weight.device)
         context, mask, bos = self.condition(prompts * (2 if guided else 1), drop)
         pos = self.positions()
         cache = KVCache(self.num_tokens) if use_cache else None
         seq = bos + pos[0]  # (B', 1, D) inputs so far (only the newest with a cache); input i carries position i
         tokens = []
-        for i in range(self.num_tokens):
-            logits = self.transformer(seq, context, mask, cache)[:, -1]  # (B', K)
-            if guided:
-                cond, uncond = logits.chunk(2)
-                logits = uncond + guidance * (cond - uncond)
-            tok = sample_logits(logits, generators=generators, temperature=cfg.temperature if temperature is None else temperature,
-                                top_k=cfg.top_k if top_k is None else top_k, top_p=cfg.top_p if top_p is None else top_p)  # (B,)
-            tokens.append(tok)
-            if i + 1 < self.num_tokens:
-                nxt = (self.code_embed(tok.repeat(2 if guided else 1)) + pos[i + 1])[:, None]  # (B', 1, D)
-                seq = nxt if use_cache else torch.cat([seq, nxt], dim=1)
+        with single_thread_for_small_batches(seq.shape[0]):
+            for i in range(self.num_tokens):
+                logits = self.transformer(seq, context, mask, cache)[:, -1]  # (B', K)
+                if guided:
+                    cond, uncond = logits.chunk(2)
+                    logits = uncond + guidance * (cond - uncond)
+                tok = sample_logits(logits, generators=generators, temperature=cfg.temperature if temperature is None else temperature,
+                                    top_k=cfg.top_k if top_k is None else top_k, top_p=cfg.top_p if top_p is None else top_p)  # (B,)
+                tokens.append(tok)
+                if i + 1 < self.num_tokens:
+                    nxt = (self.code_embed(tok.repeat(2 if guided else 1)) + pos[i + 1])[:, None]  # (B', 1, D)
+                    seq = nxt if use_cache else torch.cat([seq, nxt], dim=1)
         t, h, w = self.latent_shape
         return rearrange(torch.stack(tokens, 1), "b (t h w) -> b t h w", t=t, h=h, w=w)
 
@@ -237,13 +224,6 @@ class VideoGPT(nn.Module):
     def preview(self, batch: dict) -> torch.Tensor:
         """Samples for the captions of a batch (the trainer's sample grid)."""
         return self.generate(batch["caption"])
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 # ----------------------------------------------------------------------------- size presets

@@ -132,3 +132,11 @@ class TransformerBlock(nn.Module):
         if self.cross is not None:
             x = x + self.cross(self.norm2(x), context, context_mask, cache=cache, layer=layer)
         return x + self.mlp(self.norm3(x))
+
+
+def init_transformer_weights(module: nn.Module) -> None:
+    """GPT-2 style: N(0, 0.02) for linear and embedding weights, zero biases (use with ``model.apply``)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -58,6 +58,14 @@ def check_prompt(prompt: str) -> str:
     return prompt.strip()
 
 
+def check_seed(seed: int | None) -> int:
+    """A given seed (must be >= 0), or a random one."""
+    seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
+    if seed < 0:
+        raise T2VError(f"seed must be a non-negative integer, got {seed}")
+    return seed
+
+
 class Pipeline:
     """``pipe(prompt, seed=..., num_frames=..., height=..., width=...) -> Video`` for one loaded model."""
 
@@ -80,6 +88,17 @@ class Pipeline:
             if value is not None and value != allowed:
                 raise T2VError(f"{name} must be {allowed} for {self.name} (a fixed-size model), got {value}")
 
+    def check_options(self, options: dict) -> None:
+        """Sampling options must be ones the family's ``generate`` takes (``sampling_options``)."""
+        known = getattr(self.model, "sampling_options", ())
+        for name in options:
+            if name not in known:
+                raise T2VError(f"{self.name} does not take the option {name!r}; it takes: {', '.join(known) or 'none'}")
+
+    def model_options(self, num_frames: int | None) -> dict:
+        """Options for the family's ``generate`` that follow from a requested size (none: fixed size)."""
+        return {}
+
     def __call__(self, prompt: str, *, seed: int | None = None, num_frames: int | None = None,
                  height: int | None = None, width: int | None = None, **options) -> Video:
         return self.generate_batch([prompt], seed=seed, num_frames=num_frames, height=height, width=width, **options)[0]
@@ -92,16 +111,16 @@ class Pipeline:
         prompts = [check_prompt(p) for p in prompts]
         if not prompts:
             raise T2VError("no prompts given")
+        self.check_options(options)
         self.check_shape(num_frames, height, width)
-        seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed
-        if seed < 0:
-            raise T2VError(f"seed must be a non-negative integer, got {seed}")
+        seed = check_seed(seed)
         videos = []
         starts = range(0, len(prompts), batch_size)
         for start in tqdm(starts, desc=self.name, disable=not progress):
             chunk = prompts[start:start + batch_size]
             generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-            frames = self.model.generate(chunk, generators=generators, **options)  # uint8 (B, T, H, W, 3)
+            frames = self.model.generate(chunk, generators=generators, **self.model_options(num_frames),
+                                         **options)  # uint8 (B, T, H, W, 3)
             videos += [Video(f.numpy(), fps=self.fps) for f in frames]
         return videos
 

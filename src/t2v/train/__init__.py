@@ -35,10 +35,12 @@ def train_from_config(family: str, config_path: str | Path, *, resume: bool = Fa
     if unknown:
         raise T2VError(f"unknown section {sorted(unknown)[0]!r} in {config_path}; allowed: family, model, data, train")
     train_cfg = from_dict(TrainConfig, {**spec.get("train", {}), **(overrides or {})}, where=f"{config_path} train")
-    if train_cfg.threads:
-        import torch
+    import torch
 
+    if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
+    torch.manual_seed(train_cfg.seed)  # the same config always starts from the same weights
     model = build_model(family, spec.get("model"))
     data = ShapesStream(from_dict(ShapesDataConfig, spec.get("data"), where=f"{config_path} data"))
-    return Trainer(model, data, train_cfg, log=log).run(resume=resume)
+    recipe = f"t2v train {family} --config {config_path}"
+    return Trainer(model, data, train_cfg, log=log, recipe=recipe).run(resume=resume)

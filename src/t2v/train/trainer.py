@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from t2v.checkpoint import load_tensors, save_model, save_tensors
+from t2v.checkpoint import TRAINING_FILE, load_tensors, save_model, save_tensors
 from t2v.errors import T2VError
 
 STATE_FILE = "train_state.safetensors"
@@ -80,8 +81,9 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     """Runs ``TrainConfig.steps`` optimiser steps of ``model`` on ``data`` (an object with ``batch(position, size)``)."""
 
-    def __init__(self, model: nn.Module, data, cfg: TrainConfig, *, log=print) -> None:
+    def __init__(self, model: nn.Module, data, cfg: TrainConfig, *, log=print, recipe: str | None = None) -> None:
         self.model, self.data, self.cfg, self.log = model, data, cfg, log
+        self.recipe = recipe  # the command that trains this model, for the model card
         self.out_dir = Path(cfg.out_dir)
         self.device = resolve_device(cfg.device)
         if cfg.threads:
@@ -95,6 +97,7 @@ class Trainer:
         self.trainable = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self.ema = {n: p.detach().clone() for n, p in self.trainable.items()} if cfg.ema_decay else {}
         self.step, self.position = 0, 0
+        self.elapsed, self.sessions = 0.0, 0  # training seconds and runs (a resume starts a new one) so far
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_path(self) -> Path:
@@ -110,7 +113,8 @@ class Trainer:
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        meta = {"step": self.step, "position": self.position, "scheduler": self.scheduler.state_dict(),
+        meta = {"step": self.step, "position": self.position, "elapsed": self.elapsed, "sessions": self.sessions,
+                "scheduler": self.scheduler.state_dict(),
                 "param_groups": opt["param_groups"], "python_rng": random.getstate(),
                 "numpy_rng": _numpy_state_to_json(np.random.get_state())}
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,18 +146,39 @@ class Trainer:
         random.setstate(_to_tuple(meta["python_rng"]))
         np.random.set_state(_numpy_state_from_json(meta["numpy_rng"]))
         self.step, self.position = meta["step"], meta["position"]
+        self.elapsed, self.sessions = meta.get("elapsed", 0.0), meta.get("sessions", 1)
 
     def export(self) -> Path:
-        """Write the final model (EMA weights when enabled) as a checkpoint directory ``out_dir/model``."""
+        """Write the final model (EMA weights when enabled) as a checkpoint directory ``out_dir/model``.
+
+        Beside it, ``training.json`` lists how each stage was trained (earlier stages, such as a
+        tokenizer, come from the model's ``earlier_stages``), for model cards and the results page.
+        """
         state = self.model.state_dict()
         state |= {k: v for k, v in self.ema.items()}
-        return save_model(self.out_dir / "model", self.model, state_dict=state, half=self.cfg.half_export,
-                          card=self.model_card())
+        directory = save_model(self.out_dir / "model", self.model, state_dict=state, half=self.cfg.half_export,
+                               card=self.model_card())
+        stages = [*getattr(self.model, "earlier_stages", []), self.stage_record()]
+        (directory / TRAINING_FILE).write_text(json.dumps({"stages": stages}, indent=2) + "\n")
+        return directory
+
+    def stage_record(self) -> dict:
+        cfg = self.cfg
+        return {"family": self.model.family, "command": self.recipe, "steps": self.step,
+                "global_batch": cfg.batch_size * cfg.grad_accum, "wall_minutes": round(self.elapsed / 60, 1),
+                "runs": self.sessions, "hardware": describe_hardware(self.device, cfg.threads)}
 
     def model_card(self) -> str:
         cfg = self.cfg
-        return (f"# {self.model.family} (trained with t2v)\n\n- steps: {self.step}, global batch "
-                f"{cfg.batch_size * cfg.grad_accum}, lr {cfg.lr}\n- device: {self.device}\n")
+        lines = [f"# {self.model.family} (trained with t2v)", ""]
+        if self.recipe:
+            lines.append(f"- command: `{self.recipe}`")
+        lines += [f"- parameters: {count_parameters(self.model) / 1e6:.2f}M trainable",
+                  f"- steps: {self.step} of {cfg.steps}, global batch {cfg.batch_size * cfg.grad_accum}, lr {cfg.lr}",
+                  f"- hardware: {describe_hardware(self.device, cfg.threads)}",
+                  f"- training wall time: {self.elapsed / 60:.1f} min in {self.sessions} run(s)",
+                  f"- torch {torch.__version__}, exported {'float16' if cfg.half_export else 'float32'}"]
+        return "\n".join(lines) + "\n"
 
     # -- the loop ----------------------------------------------------------------------------
     def train_step(self) -> dict:
@@ -188,11 +213,14 @@ class Trainer:
                  f"global batch {cfg.batch_size * cfg.grad_accum} = {cfg.batch_size} x {cfg.grad_accum} accumulation, "
                  f"device {self.device}")
         start = time.time()
+        elapsed_before = self.elapsed
+        self.sessions += 1
         history = self.out_dir / "log.jsonl"
         self.out_dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.model.family, dynamic_ncols=True)
         while self.step < cfg.steps:
             logs = self.train_step()
+            self.elapsed = elapsed_before + time.time() - start
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "psnr", "ce", "lr")})
@@ -226,6 +254,21 @@ class Trainer:
         b, t = frames.shape[:2]
         sheet = contact_sheet(frames.reshape(b * t, *frames.shape[2:]).numpy(), columns=t)  # one row per video
         sheet.save(self.out_dir / "samples" / f"step_{self.step:06d}.png")
+
+
+def describe_hardware(device: torch.device, threads: int) -> str:
+    """E.g. "cpu: AMD EPYC 9B14, 2 threads" or "cuda: NVIDIA H100 80GB HBM3"."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {name}, {threads or torch.get_num_threads()} threads"
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -1,0 +1,179 @@
+"""Write docs/results.md (and its plots) from what the benchmarks and `t2v eval --record` measured.
+
+    python benchmarks/results.py            # reads checkpoints/*/scores.json, benchmarks/results/*.json
+
+Nothing here measures anything: every figure comes from a JSON file written by a command, and
+the page names those commands. `make results` runs them all, then this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT_SETS = ("held_out", "seen", "paraphrase", "two_objects")
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def parameter_count(directory: Path) -> int:
+    with safe_open(str(directory / "model.safetensors"), "pt") as f:
+        return sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def bundled_rows(checkpoints: Path) -> list[dict]:
+    """One row per bundled checkpoint that has measured scores."""
+    rows = []
+    for directory in sorted(d for d in checkpoints.iterdir() if (d / "config.json").is_file()):
+        scores = load_json(directory / "scores.json").get("suites", {})
+        stages = load_json(directory / "training.json").get("stages", [])
+        rows.append({"name": directory.name, "family": load_json(directory / "config.json")["family"],
+                     "params": parameter_count(directory), "scores": scores, "stages": stages,
+                     "size_mb": sum(f.stat().st_size for f in directory.iterdir()) / 2**20})
+    return rows
+
+
+def _rate(report: dict | None) -> str:
+    if not report:
+        return "—"
+    low, high = report["ci95"]["all_right"]
+    return f"{report['all_right']:.0%} [{low:.0%}, {high:.0%}]"
+
+
+def models_table(rows: list[dict]) -> str:
+    head = ("| model | family | params | held-out | seen | paraphrase | two objects | FVD-shapes | recon PSNR | "
+            "s/video | training | hardware |")
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for row in rows:
+        s = row["scores"]
+        shapes = s.get("shapes", {})
+        fvd = s.get("fvd", {}).get("fvd_shapes")
+        recon = s.get("recon", {}).get("psnr_db")
+        speed = s.get("speed", {})
+        minutes = sum(stage.get("wall_minutes", 0) for stage in row["stages"])
+        hardware = sorted({stage.get("hardware", "?") for stage in row["stages"]})
+        lines.append(" | ".join([
+            f"| `{row['name']}`", row["family"], f"{row['params'] / 1e6:.1f}M",
+            *(_rate(shapes.get(name)) for name in PROMPT_SETS),
+            f"{fvd:.1f}" if fvd is not None else "—",
+            f"{recon:.2f} dB" if recon is not None else "—",
+            f"{speed['seconds_per_video']:.2f} ({speed['threads']} thr)" if speed else "—",
+            f"{minutes:.0f} min" if minutes else "—", ", ".join(hardware) or "—"]) + " |")
+    return "\n".join(lines)
+
+
+def checker_plot(rows: list[dict], out: Path) -> Path | None:
+    """Grouped bars: all-right rate per prompt set per model, with 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in rows if r["scores"].get("shapes")]
+    if not measured:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(measured)
+    for i, row in enumerate(measured):
+        reports = [row["scores"]["shapes"].get(name) for name in PROMPT_SETS]
+        rates = [r["all_right"] if r else 0 for r in reports]
+        errors = [[r["all_right"] - r["ci95"]["all_right"][0] if r else 0 for r in reports],
+                  [r["ci95"]["all_right"][1] - r["all_right"] if r else 0 for r in reports]]
+        ax.bar([x + i * width for x in range(len(PROMPT_SETS))], rates, width, yerr=errors, capsize=3, label=row["name"])
+    ax.set_xticks([x + width * (len(measured) - 1) / 2 for x in range(len(PROMPT_SETS))], PROMPT_SETS)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("all-right rate (checker)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def latency_section(results: Path) -> str:
+    lines = []
+    for path in sorted(results.glob("latency_*.json")):
+        r = load_json(path)
+        extra = ""
+        if "tokens_per_video" in r:
+            extra = (f"; {r['tokens_per_video']} tokens per video; without the KV cache "
+                     f"{r['seconds_per_video_without_kv_cache']:.2f} s ({r['kv_cache_speedup']:.1f}x slower)")
+        lines.append(f"- `{r['model']}`: **{r['seconds_per_video']:.3f} s** per {r['video']} video, median of "
+                     f"{r['repeats']} after warm-up, {r['threads']} threads on {r['cpu']}{extra}; peak RSS "
+                     f"{r['peak_rss_mb']:.0f} MiB (`python benchmarks/latency.py --model {r['model']}`)")
+    return "\n".join(lines)
+
+
+def generic_section(path: Path, command: str) -> str:
+    """A benchmark that brings its own markdown table (``"markdown"`` key) and plot (``"plot"``)."""
+    r = load_json(path)
+    if not r:
+        return f"Not measured yet: run `{command}`."
+    parts = [r.get("markdown", "```\n" + json.dumps(r, indent=2)[:3000] + "\n```"), "", f"Command: `{command}`."]
+    if r.get("quick"):
+        parts.append("**These figures come from a `--quick` smoke run, not a full measurement.**")
+    if r.get("plot"):
+        parts.append(f"\n![{path.stem}]({Path(r['plot']).name})")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = bundled_rows(args.checkpoints)
+    plot = checker_plot(rows, args.out.parent / "results_checker.png")
+    page = [
+        "# Results", "",
+        "Generated by `python benchmarks/results.py` from the JSON that each command below wrote; "
+        "`make results` re-runs them all. Rates are the checker's all-right rate on 100 prompts per set "
+        "with 95% Wilson intervals. FVD-shapes uses the project's own Moving Shapes classifier as the "
+        "feature network: it is **not** I3D-FVD and not comparable with papers.", "",
+        "## Bundled models", "", models_table(rows), "",
+        "Per model: `t2v eval MODEL --suite shapes --suite fvd --suite recon --suite speed --record` "
+        "(stored in `checkpoints/MODEL/scores.json`); training time and hardware from `checkpoints/MODEL/training.json`.", "",
+    ]
+    if plot:
+        page += [f"![checker rates]({plot.name})", ""]
+    page += ["## Latency", "", latency_section(args.results) or "Not measured yet.", "",
+             "## Side by side with a public peer (video-diffusion-pytorch)", "",
+             generic_section(args.results / "peers.json", "benchmarks/setup_peers.sh && "
+                             "benchmarks/.venv-peers/bin/python benchmarks/peers.py"), "",
+             "## Compute: achieved FLOP/s against the machine's matmul peak", "",
+             generic_section(args.results / "flops.json", "python benchmarks/flops.py"), ""]
+    args.out.write_text("\n".join(page))
+    print(f"wrote {args.out}")
+    readme = ROOT / "README.md"
+    if update_between_markers(readme, models_table(rows)):
+        print(f"updated the results table in {readme}")
+
+
+def update_between_markers(path: Path, text: str, name: str = "results") -> bool:
+    """Replace what lies between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a file."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    content = path.read_text()
+    if start not in content or end not in content:
+        return False
+    before, rest = content.split(start, 1)
+    path.write_text(f"{before}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Keep a checkpoint's measured scores beside it: ``scores.json`` and a section of its model card."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from t2v.checkpoint import atomic_write
+
+SCORES_FILE = "scores.json"
+CARD_FILE = "README.md"
+SECTION = "## Measured scores"
+
+
+def summarize(results: dict) -> dict:
+    """The few figures ``t2v models`` prints: all-right rates per prompt set, PSNR, FVD, seconds per video."""
+    summary = {}
+    for name, report in results.get("shapes", {}).items():
+        summary[f"{name} all-right"] = round(report["all_right"], 3)
+    if "recon" in results:
+        summary["recon PSNR dB"] = round(results["recon"]["psnr_db"], 2)
+    if "fvd" in results:
+        for key in ("fvd_shapes", "fvd_i3d"):
+            if key in results["fvd"]:
+                summary[key.replace("_", "-")] = round(results["fvd"][key], 1)
+    if "speed" in results:
+        summary["s/video"] = round(results["speed"]["seconds_per_video"], 3)
+    return summary
+
+
+def scores_markdown(results: dict, command: str) -> str:
+    """The model card section: a table per prompt set with 95% intervals, then the other suites."""
+    lines = [SECTION, "", f"Measured with `{command}`.", ""]
+    if "shapes" in results:
+        lines += ["| prompt set | colour | shape | size | motion | all right (95% CI) |", "| --- | --- | --- | --- | --- | --- |"]
+        for name, r in results["shapes"].items():
+            low, high = r["ci95"]["all_right"]
+            lines.append(f"| {name} ({r['count']}) | {r['colour']:.1%} | {r['shape']:.1%} | {r['size']:.1%} | "
+                         f"{r['motion']:.1%} | **{r['all_right']:.1%}** [{low:.1%}, {high:.1%}] |")
+        lines.append("")
+    if "recon" in results:
+        r = results["recon"]
+        usage = f", codebook usage {r['codebook_usage']:.1%}" if "codebook_usage" in r else ""
+        lines.append(f"- reconstruction on {r['videos']} {r['split']} videos: PSNR {r['psnr_db']:.2f} dB, "
+                     f"SSIM {r['ssim']:.3f}{usage}")
+    if "fvd" in results:
+        lines.append("- " + ", ".join(f"{k} {v}" for k, v in results["fvd"].items()))
+    if "speed" in results:
+        r = results["speed"]
+        lines.append(f"- speed: {r['seconds_per_video']:.3f} s per {r['video']} video (median, {r['threads']} threads, "
+                     f"{r['cpu']}), peak RSS {r['peak_rss_mb']:.0f} MiB")
+    return "\n".join(lines) + "\n"
+
+
+def record_scores(directory: str | Path, results: dict, command: str) -> None:
+    """Merge ``results`` into ``directory/scores.json`` and rewrite the card's measured-scores section."""
+    directory = Path(directory)
+    path = directory / SCORES_FILE
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    suites = {**stored.get("suites", {}), **{k: v for k, v in results.items() if k not in ("model", "family")}}
+    merged = {"summary": summarize(suites), "suites": suites, "command": command}
+    _write_text(path, json.dumps(merged, indent=2) + "\n")
+    card_path = directory / CARD_FILE
+    card = card_path.read_text() if card_path.is_file() else f"# {directory.name}\n"
+    card = re.sub(rf"\n{re.escape(SECTION)}\n.*?(?=\n## |\Z)", "", card, flags=re.S).rstrip("\n") + "\n\n"
+    _write_text(card_path, card + scores_markdown(suites, command))
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

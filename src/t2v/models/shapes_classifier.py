@@ -1,0 +1,118 @@
+"""FVD-shapes: a small 3D-CNN that names the colour, shape, size and motion of a Moving Shapes object.
+
+Its pooled features are the feature space of the project's default video distance, "FVD-shapes"
+(``t2v.eval.fvd``). It is trained on one-object train-split videos and measured on the test split,
+whose colour-shape pairs it never saw. FVD-shapes is not I3D-FVD: numbers are not comparable with papers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from einops import reduce
+from torch import nn
+
+from t2v.data.stream import ATTRIBUTES
+from t2v.errors import T2VError
+from t2v.nn.pixels import frames_to_tensor
+
+
+@dataclass
+class ShapesClassifierConfig:
+    """Conv stages (width and (t, h, w) stride each) and the video shape the classifier was trained on."""
+
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 192])  # the last is the feature size
+    strides: list[list[int]] = field(default_factory=lambda: [[1, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]])
+    dropout: float = 0.0  # on the pooled features, in training only
+    num_frames: int = 16
+    height: int = 64
+    width: int = 64
+
+
+def conv_stage(in_ch: int, out_ch: int, stride: list[int]) -> nn.Sequential:
+    """Conv3d (kernel 3, strided) + GroupNorm + SiLU."""
+    return nn.Sequential(nn.Conv3d(in_ch, out_ch, 3, stride=tuple(stride), padding=1),
+                         nn.GroupNorm(min(8, out_ch), out_ch), nn.SiLU())
+
+
+class ShapesClassifier(nn.Module):
+    """Strided 3D-conv stages, global average pool to a feature vector, one linear head per attribute."""
+
+    family = "fvd-shapes"
+    config_class = ShapesClassifierConfig
+    presets: dict = {}  # filled at the end of the file
+    name = family  # its name as an FVD feature network
+
+    def __init__(self, config: ShapesClassifierConfig) -> None:
+        super().__init__()
+        if len(config.channels) != len(config.strides):
+            raise T2VError(f"give one stride per conv stage: {len(config.channels)} channels, {len(config.strides)} strides")
+        self.config = config
+        widths = [3, *config.channels]
+        self.stages = nn.Sequential(*(conv_stage(a, b, s) for a, b, s in zip(widths, widths[1:], config.strides)))
+        self.dropout = nn.Dropout(config.dropout)
+        self.heads = nn.ModuleDict({name: nn.Linear(config.channels[-1], len(values)) for name, values in ATTRIBUTES.items()})
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.channels[-1]
+
+    def prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, T, H, W, 3) of any size -> (B, 3, T, H, W) in [-1, 1] at the trained video shape."""
+        video = frames_to_tensor(frames).to(self.heads["colour"].weight.device)  # (B, 3, T, H, W)
+        shape = (self.config.num_frames, self.config.height, self.config.width)
+        if tuple(video.shape[2:]) != shape:  # e.g. 8x32x32 videos of a tiny model
+            video = F.interpolate(video, size=shape, mode="trilinear", align_corners=False)
+        return video
+
+    def pooled(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) in [-1, 1] -> features (B, F); adaptive, so any T, H, W runs."""
+        x = self.stages(video)  # (B, F, T', H', W')
+        return reduce(x, "b f t h w -> b f", "mean")
+
+    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, 3, T, H, W) in [-1, 1] -> logits per attribute, e.g. {"colour": (B, 8), ...}."""
+        feats = self.dropout(self.pooled(video))  # (B, F)
+        return {name: head(feats) for name, head in self.heads.items()}
+
+    @torch.no_grad()
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, T, H, W, 3) -> pooled features (B, F), the FVD-shapes embedding."""
+        return self.pooled(self.prepare(frames))
+
+    @torch.no_grad()
+    def classify(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, T, H, W, 3) -> predicted attribute indices (B, 4), in ``ATTRIBUTES`` order."""
+        logits = self(self.prepare(frames))
+        return torch.stack([logits[name].argmax(-1) for name in ATTRIBUTES], dim=1)
+
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Sum of the four cross-entropies on one-object videos; logs the accuracy of each head."""
+        if "labels" not in batch:
+            raise T2VError("fvd-shapes trains on attribute labels: set `labels: true` in the config's data section")
+        labels = torch.as_tensor(batch["labels"]).to(self.heads["colour"].weight.device)  # (B, 4)
+        logits = self(self.prepare(batch["video"]))
+        losses, logs = [], {}
+        for i, name in enumerate(ATTRIBUTES):
+            losses.append(F.cross_entropy(logits[name], labels[:, i]))
+            logs[f"acc_{name}"] = (logits[name].argmax(-1) == labels[:, i]).float().mean().item()
+        return sum(losses), logs
+
+
+def attribute_accuracy(model: ShapesClassifier, batches) -> dict[str, float]:
+    """Share of correct predictions per attribute over batches of dicts with "video" and "labels"."""
+    correct, total = torch.zeros(len(ATTRIBUTES)), 0
+    for batch in batches:
+        labels = torch.as_tensor(batch["labels"])  # (B, 4)
+        correct += (model.classify(batch["video"]).cpu() == labels).float().sum(0)
+        total += len(labels)
+    return {name: (correct[i] / total).item() for i, name in enumerate(ATTRIBUTES)}
+
+
+# ----------------------------------------------------------------------------- size presets
+ShapesClassifier.presets = {
+    "tiny": dict(channels=[8, 16], strides=[[1, 2, 2], [2, 2, 2]]),
+    "shapes": dict(),
+}
