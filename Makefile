@@ -6,7 +6,8 @@ STAMP := $(VENV)/.t2v-installed
 PROMPT ?= a large red circle moving left
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test install clean
+MODELS ?= videogpt-shapes
+.PHONY: demo test install results peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,22 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# every figure of docs/results.md and the README table, re-measured (about 10 minutes per model on 2 CPU cores)
+results: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	for m in $(MODELS); do \
+	  $(BIN)/t2v eval $$m --suite shapes --suite fvd --suite recon --suite speed --record || exit 1; \
+	  $(BIN)/python benchmarks/latency.py --model $$m || exit 1; \
+	done
+	$(BIN)/python benchmarks/flops.py
+	$(BIN)/python benchmarks/results.py
+
+# the side-by-side with video-diffusion-pytorch, in its own environment (it needs torchvision)
+peers:
+	bash benchmarks/setup_peers.sh
+	benchmarks/.venv-peers/bin/python benchmarks/peers.py --train-minutes 10
+	$(BIN)/python benchmarks/results.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -125,8 +125,8 @@ def generic_section(path: Path, command: str) -> str:
     parts = [r.get("markdown", "```\n" + json.dumps(r, indent=2)[:3000] + "\n```"), "", f"Command: `{command}`."]
     if r.get("quick"):
         parts.append("**These figures come from a `--quick` smoke run, not a full measurement.**")
-    if r.get("plot"):
-        parts.append(f"\n![{path.stem}]({Path(r['plot']).name})")
+    if r.get("plot"):  # plots live beside the JSON; the page is in docs/
+        parts.append(f"\n![{path.stem}](../benchmarks/results/{Path(r['plot']).name})")
     return "\n".join(parts)
 
 
