@@ -58,6 +58,8 @@ def models_table(rows: list[dict]) -> str:
             "s/video | training | hardware |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for row in rows:
+        if "shapes" not in row["scores"]:
+            continue  # not a generator (e.g. the FVD-shapes classifier)
         s = row["scores"]
         shapes = s.get("shapes", {})
         fvd = s.get("fvd", {}).get("fvd_shapes")
