@@ -11,12 +11,18 @@ from safetensors.torch import save_file
 
 from t2v.checkpoint import save_model
 from t2v.data.stream import ATTRIBUTES, ShapesDataConfig, ShapesStream
-from t2v.data.vocab import TRAIN_MOTION_PHRASES, TRAIN_SYNONYMS
+from t2v.data.vocab import PALETTE, TRAIN_MOTION_PHRASES, TRAIN_SYNONYMS
 from t2v.errors import T2VError
 from t2v.eval.fvd import frechet_distance, load_feature_net, video_features
 from t2v.eval.i3d import InceptionI3d, load_i3d
 from t2v.eval.run import run_suites, train_throughput
-from t2v.models.shapes_classifier import ShapesClassifier, ShapesClassifierConfig, attribute_accuracy
+from t2v.models.shapes_classifier import (
+    OFF_PALETTE_DISTANCE,
+    ShapesClassifier,
+    ShapesClassifierConfig,
+    attribute_accuracy,
+    recolour_off_palette,
+)
 
 
 def test_frechet_distance_of_a_set_with_itself_is_zero():
@@ -72,6 +78,21 @@ def test_classifier_training_without_labels_says_how_to_get_them(shapes_batch):
     model = ShapesClassifier(ShapesClassifierConfig(**ShapesClassifier.presets["tiny"]))
     with pytest.raises(T2VError, match="labels: true"):
         model.training_loss(shapes_batch)
+
+
+def test_recolouring_paints_the_same_object_off_palette_and_drops_its_colour_loss():
+    torch.manual_seed(0)
+    batch = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32, level2_prob=0.0, labels=True)).batch(0, 8)
+    frames, repainted = recolour_off_palette(batch["video"], 0.5)
+    assert 0 < repainted.sum() < 8
+    palette = torch.tensor(list(PALETTE.values()), dtype=torch.float32)
+    for video, before, was_repainted in zip(frames, batch["video"], repainted):
+        drawn = video.amax(-1) > 0  # (T, H, W)
+        assert torch.equal(drawn, before.amax(-1) > 0)  # same object in the same place
+        far = torch.cdist(video[drawn].float(), palette).amin(1) > OFF_PALETTE_DISTANCE
+        assert bool(far.all()) == bool(was_repainted)
+    model = ShapesClassifier(ShapesClassifierConfig(**ShapesClassifier.presets["tiny"], recolour_prob=1.0)).train()
+    assert "acc_colour" not in model.training_loss(batch)[1]  # every object repainted: no colour to learn
 
 
 def test_bundled_fvd_shapes_classifier_is_accurate_on_held_out_pairs():

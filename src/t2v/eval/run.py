@@ -96,7 +96,7 @@ def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log
               "ssim": torch.cat(ssims).mean().item()}
     if codes:
         result["codebook_usage"] = torch.unique(torch.cat(codes)).numel() / tok.quantizer.num_codes
-    log(f"[recon] " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+    log("[recon] " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
     return result
 
 

@@ -25,7 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from t2v.errors import T2VError
-from t2v.models.prior import TokenizerPrior
+from t2v.models.stages import TokenizerPrior, VQVideoTokenizer
 from t2v.nn.attention import TransformerBlock, init_transformer_weights
 from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
 from t2v.nn.quantize import EMAVectorQuantizer
@@ -107,7 +107,7 @@ class SpaceTimeTransformer(nn.Module):
         return rearrange(y, "(b h w) s d -> b s h w d", b=b, h=h, w=w)
 
 
-class CViViT(nn.Module):
+class CViViT(VQVideoTokenizer):
     """Causal video tokenizer: (B, 3, 1 + k*pt, H, W) <-> codes (B, 1 + k, H/p, W/p)."""
 
     family = "phenaki-cvivit"
@@ -161,23 +161,6 @@ class CViViT(nn.Module):
     def forward(self, video: torch.Tensor):
         q = self.quantizer(self.encode_latents(video))
         return self.decode_latents(q.z_q), q
-
-    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
-        recon, q = self(video)
-        mse = F.mse_loss(recon, video)
-        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
-        return mse + q.commitment_loss, {"mse": mse.item(), "psnr": psnr.item(), "perplexity": q.perplexity.item()}
-
-    @torch.no_grad()
-    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, T, H, W, 3) -> reconstructed uint8 frames of the same shape."""
-        return tensor_to_frames(self.decode(self.encode(frames_to_tensor(frames))))
-
-    def preview(self, batch: dict) -> torch.Tensor:
-        """Each video of a batch above its reconstruction (the trainer's sample grid): (2B, T, H, W, 3)."""
-        frames = torch.as_tensor(batch["video"])
-        return rearrange(torch.stack([frames, self.reconstruct(frames)], 1), "b two t h w c -> (b two) t h w c")
 
 
 # ----------------------------------------------------------------------------- stage 2: MaskGIT

@@ -15,6 +15,7 @@ from einops import reduce
 from torch import nn
 
 from t2v.data.stream import ATTRIBUTES
+from t2v.data.vocab import PALETTE
 from t2v.errors import T2VError
 from t2v.nn.pixels import frames_to_tensor
 
@@ -26,9 +27,40 @@ class ShapesClassifierConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 192])  # the last is the feature size
     strides: list[list[int]] = field(default_factory=lambda: [[1, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]])
     dropout: float = 0.0  # on the pooled features, in training only
+    recolour_prob: float = 0.0  # share of training videos repainted in an off-palette colour (see recolour_off_palette)
     num_frames: int = 16
     height: int = 64
     width: int = 64
+
+
+OFF_PALETTE_DISTANCE = 80.0  # RGB distance to every palette colour; the closest two (yellow, orange) are 76 apart
+MIN_BRIGHTNESS = 60  # brightest channel of a repainted object, so it stays visible on black
+
+
+def off_palette_colours(n: int) -> torch.Tensor:
+    """``n`` random visible RGB colours, each farther than ``OFF_PALETTE_DISTANCE`` from every palette colour: (n, 3)."""
+    palette = torch.tensor(list(PALETTE.values()), dtype=torch.float32)  # (8, 3)
+    found = torch.empty(0, 3)
+    while len(found) < n:  # rejection sampling; about half of the RGB cube qualifies
+        candidates = torch.rand(4 * n, 3) * 255
+        ok = (torch.cdist(candidates, palette).amin(1) > OFF_PALETTE_DISTANCE) & (candidates.amax(1) >= MIN_BRIGHTNESS)
+        found = torch.cat([found, candidates[ok]])
+    return found[:n].round().to(torch.uint8)
+
+
+def recolour_off_palette(frames: torch.Tensor, prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Repaint the object of a random share of one-object videos (B, T, H, W, 3) in off-palette colours.
+
+    Shape, size and motion must then be read without colour, yet no video ever shows a held-out
+    colour-shape pair. Returns the frames and which videos were repainted (B,) bool.
+    """
+    frames = torch.as_tensor(frames).clone()
+    chosen = torch.rand(len(frames)) < prob  # (B,)
+    if chosen.any():
+        picked = frames[chosen]  # (b, T, H, W, 3)
+        colours = off_palette_colours(len(picked)).to(picked.device)[:, None, None, None]  # (b, 1, 1, 1, 3)
+        frames[chosen] = torch.where(picked.amax(-1, keepdim=True) > 0, colours, picked)  # background stays black
+    return frames, chosen
 
 
 def conv_stage(in_ch: int, out_ch: int, stride: list[int]) -> nn.Sequential:
@@ -92,12 +124,18 @@ class ShapesClassifier(nn.Module):
         """Sum of the four cross-entropies on one-object videos; logs the accuracy of each head."""
         if "labels" not in batch:
             raise T2VError("fvd-shapes trains on attribute labels: set `labels: true` in the config's data section")
-        labels = torch.as_tensor(batch["labels"]).to(self.heads["colour"].weight.device)  # (B, 4)
-        logits = self(self.prepare(batch["video"]))
+        frames, labels = batch["video"], torch.as_tensor(batch["labels"]).clone()  # labels (B, 4)
+        if self.training and self.config.recolour_prob:
+            frames, repainted = recolour_off_palette(frames, self.config.recolour_prob)
+            labels[repainted, 0] = -100  # a repainted object has no colour name: no colour loss
+        labels = labels.to(self.heads["colour"].weight.device)
+        logits = self(self.prepare(frames))
         losses, logs = [], {}
         for i, name in enumerate(ATTRIBUTES):
-            losses.append(F.cross_entropy(logits[name], labels[:, i]))
-            logs[f"acc_{name}"] = (logits[name].argmax(-1) == labels[:, i]).float().mean().item()
+            known = labels[:, i] != -100  # (B,)
+            if known.any():
+                losses.append(F.cross_entropy(logits[name][known], labels[known, i]))
+                logs[f"acc_{name}"] = (logits[name][known].argmax(-1) == labels[known, i]).float().mean().item()
         return sum(losses), logs
 
 

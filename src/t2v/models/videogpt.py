@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.models.prior import TokenizerPrior
+from t2v.models.stages import TokenizerPrior, VQVideoTokenizer
 from t2v.nn.attention import KVCache, TransformerBlock, init_transformer_weights
 from t2v.nn.conv3d import Downsampler3d, ResBlock3d, Upsampler3d, downsample_strides
 from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
@@ -49,7 +49,7 @@ class VQVAEConfig:
                 self.width // self.spatial_downsample)
 
 
-class VQVAE(nn.Module):
+class VQVAE(VQVideoTokenizer):
     """Strided 3D-conv encoder, attention residual blocks, EMA codebook, mirrored decoder."""
 
     family = "videogpt-vqvae"
@@ -85,24 +85,6 @@ class VQVAE(nn.Module):
         q = self.quantizer(z)
         recon = self.decoder(rearrange(q.z_q, "b t h w d -> b d t h w"))  # (B, 3, T, H, W)
         return recon, q
-
-    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
-        recon, q = self(video)
-        mse = F.mse_loss(recon, video)
-        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
-        return mse + q.commitment_loss, {"mse": mse.item(), "psnr": psnr.item(), "perplexity": q.perplexity.item()}
-
-    @torch.no_grad()
-    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, T, H, W, 3) -> reconstructed uint8 frames of the same shape."""
-        return tensor_to_frames(self.decode(self.encode(frames_to_tensor(frames))))
-
-    def preview(self, batch: dict) -> torch.Tensor:
-        """Each video of a batch above its reconstruction (the trainer's sample grid): (2B, T, H, W, 3)."""
-        frames = torch.as_tensor(batch["video"])
-        pairs = torch.stack([frames, self.reconstruct(frames)], dim=1)  # (B, 2, T, H, W, 3)
-        return rearrange(pairs, "b two t h w c -> (b two) t h w c")
 
 
 # ----------------------------------------------------------------------------- stage 2: GPT prior

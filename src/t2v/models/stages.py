@@ -1,0 +1,59 @@
+"""What the two stages of token-based families share. Stage 1, a VQ video tokenizer: its loss,
+reconstruction and preview. Stage 2, a prior over its codes: building it on a trained tokenizer
+checkpoint, and keeping that tokenizer frozen and in eval mode."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from t2v.checkpoint import load_model, read_training_stages
+from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
+
+
+class VQVideoTokenizer(nn.Module):
+    """Subclasses define ``encode`` (video -> codes), ``decode`` (codes -> video in [-1, 1]) and
+    ``forward`` (video -> (reconstruction, Quantized)) on (B, 3, T, H, W) tensors."""
+
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
+        recon, q = self(video)
+        mse = F.mse_loss(recon, video)
+        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
+        return mse + q.commitment_loss, {"mse": mse.item(), "psnr": psnr.item(), "perplexity": q.perplexity.item()}
+
+    @torch.no_grad()
+    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, T, H, W, 3) -> reconstructed uint8 frames of the same shape."""
+        return tensor_to_frames(self.decode(self.encode(frames_to_tensor(frames))))
+
+    def preview(self, batch: dict) -> torch.Tensor:
+        """Each video of a batch above its reconstruction (the trainer's sample grid): (2B, T, H, W, 3)."""
+        frames = torch.as_tensor(batch["video"])
+        pairs = torch.stack([frames, self.reconstruct(frames)], dim=1)  # (B, 2, T, H, W, 3)
+        return rearrange(pairs, "b two t h w c -> (b two) t h w c")
+
+
+class TokenizerPrior(nn.Module):
+    """Subclasses set ``tokenizer_class`` and ``tokenizer_field`` (the config field holding its config)."""
+
+    tokenizer_class: type
+    tokenizer_field: str
+
+    @classmethod
+    def for_training(cls, config):
+        """A fresh model on top of the trained tokenizer checkpoint named by ``config.tokenizer``."""
+        tokenizer = load_model(config.tokenizer, family=cls.tokenizer_class.family)
+        model = cls(replace(config, **{cls.tokenizer_field: tokenizer.config}))
+        model.tokenizer.load_state_dict(tokenizer.state_dict())
+        model.earlier_stages = read_training_stages(config.tokenizer)  # how stage 1 was trained, for the card
+        return model
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # frozen stage 1: its EMA codebook must not move
+        return self
