@@ -45,7 +45,11 @@ def scores_markdown(results: dict, command: str) -> str:
         lines.append(f"- reconstruction on {r['videos']} {r['split']} videos: PSNR {r['psnr_db']:.2f} dB, "
                      f"SSIM {r['ssim']:.3f}{usage}")
     if "fvd" in results:
-        lines.append("- " + ", ".join(f"{k} {v}" for k, v in results["fvd"].items()))
+        fvd = results["fvd"]
+        key = "fvd_shapes" if "fvd_shapes" in fvd else "fvd_i3d"
+        name = "FVD-shapes (project classifier features, not I3D)" if key == "fvd_shapes" else "FVD (I3D features)"
+        lines.append(f"- {name}: {fvd[key]:.1f} on {fvd['videos']} generated vs {fvd['videos']} test-split videos "
+                     f"({fvd['seconds'] / 60:.1f} min)")
     if "speed" in results:
         r = results["speed"]
         lines.append(f"- speed: {r['seconds_per_video']:.3f} s per {r['video']} video (median, {r['threads']} threads, "

@@ -12,6 +12,8 @@ FAMILIES = {
     "videogpt": "t2v.models.videogpt:VideoGPT",
     "phenaki-cvivit": "t2v.models.phenaki:CViViT",
     "phenaki": "t2v.models.phenaki:Phenaki",
+    "video-vae": "t2v.models.video_vae:VideoVAE",
+    "dit": "t2v.models.dit:DiT",
     "fvd-shapes": "t2v.models.shapes_classifier:ShapesClassifier",
 }
 

@@ -1,6 +1,6 @@
-"""What the two stages of token-based families share. Stage 1, a VQ video tokenizer: its loss,
-reconstruction and preview. Stage 2, a prior over its codes: building it on a trained tokenizer
-checkpoint, and keeping that tokenizer frozen and in eval mode."""
+"""What the two stages of latent families share. Stage 1, a video autoencoder (VQ tokenizer or
+VAE): reconstruction and preview, and for VQ tokenizers their loss. Stage 2, a prior over its
+codes: building it on a trained tokenizer checkpoint, and keeping that tokenizer frozen and in eval mode."""
 
 from __future__ import annotations
 
@@ -15,7 +15,22 @@ from t2v.checkpoint import load_model, read_training_stages
 from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
 
 
-class VQVideoTokenizer(nn.Module):
+class VideoAutoencoder(nn.Module):
+    """Subclasses define ``reconstruct_tensor``: (B, 3, T, H, W) in [-1, 1] -> its reconstruction."""
+
+    @torch.no_grad()
+    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, T, H, W, 3) -> reconstructed uint8 frames of the same shape."""
+        return tensor_to_frames(self.reconstruct_tensor(frames_to_tensor(frames)))
+
+    def preview(self, batch: dict) -> torch.Tensor:
+        """Each video of a batch above its reconstruction (the trainer's sample grid): (2B, T, H, W, 3)."""
+        frames = torch.as_tensor(batch["video"])
+        pairs = torch.stack([frames, self.reconstruct(frames)], dim=1)  # (B, 2, T, H, W, 3)
+        return rearrange(pairs, "b two t h w c -> (b two) t h w c")
+
+
+class VQVideoTokenizer(VideoAutoencoder):
     """Subclasses define ``encode`` (video -> codes), ``decode`` (codes -> video in [-1, 1]) and
     ``forward`` (video -> (reconstruction, Quantized)) on (B, 3, T, H, W) tensors."""
 
@@ -26,16 +41,8 @@ class VQVideoTokenizer(nn.Module):
         psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
         return mse + q.commitment_loss, {"mse": mse.item(), "psnr": psnr.item(), "perplexity": q.perplexity.item()}
 
-    @torch.no_grad()
-    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, T, H, W, 3) -> reconstructed uint8 frames of the same shape."""
-        return tensor_to_frames(self.decode(self.encode(frames_to_tensor(frames))))
-
-    def preview(self, batch: dict) -> torch.Tensor:
-        """Each video of a batch above its reconstruction (the trainer's sample grid): (2B, T, H, W, 3)."""
-        frames = torch.as_tensor(batch["video"])
-        pairs = torch.stack([frames, self.reconstruct(frames)], dim=1)  # (B, 2, T, H, W, 3)
-        return rearrange(pairs, "b two t h w c -> (b two) t h w c")
+    def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(video))
 
 
 class TokenizerPrior(nn.Module):

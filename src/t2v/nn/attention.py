@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from t2v.nn.rope import apply_rotary
+
 
 class KVCache:
     """Keys and values of past positions, one entry per attention layer, for incremental decoding.
@@ -50,8 +52,12 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+                attn_mask: torch.Tensor | None = None,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``rotary``: (cos, sin) of shape (N, head_dim / 2) rotating queries and keys (``t2v.nn.rope``)."""
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         if cache is not None:
             k, v = cache.append(layer, k, v)  # (B, h, past + N, d)
         if self.causal and attn_mask is None and q.shape[2] > 1:

@@ -1,0 +1,9 @@
+"""Diffusion core shared by the diffusion families: the noising process and its training loss
+(``process``), and sampling / DDIM inversion with the diffusers schedulers (``samplers``).
+No model code lives here: a denoiser is any function ``(x, t) -> prediction``."""
+
+from t2v.diffusion.process import DiffusionConfig, DiffusionProcess, timestep_embedding
+from t2v.diffusion.samplers import SAMPLERS, ddim_invert, guided, initial_noise, sample
+
+__all__ = ["DiffusionConfig", "DiffusionProcess", "SAMPLERS", "ddim_invert", "guided", "initial_noise", "sample",
+           "timestep_embedding"]
