@@ -4,7 +4,7 @@ posterior mean E[x0 | x_t] is linear in x_t. Any correct sampler must then draw 
 import pytest
 import torch
 
-from t2v.diffusion import SAMPLERS, DiffusionConfig, DiffusionProcess, ddim_invert, guided, sample
+from t2v.diffusion import SAMPLERS, DiffusionConfig, DiffusionProcess, classifier_free_guidance, ddim_invert, sample
 
 MU, STD = 0.7, 0.3
 
@@ -102,7 +102,7 @@ def test_guidance_extrapolates_from_unconditional_to_conditional():
     def pair(x, t, guided):
         return torch.cat([torch.ones_like(x[: len(x) // 2]), torch.zeros_like(x[len(x) // 2:])]) if guided else x
 
-    out = guided(pair, 3.0)(torch.zeros(2, 4), torch.zeros(2))
+    out = classifier_free_guidance(pair, 3.0)(torch.zeros(2, 4), torch.zeros(2))
     assert torch.equal(out, torch.full((2, 4), 3.0))
 
 

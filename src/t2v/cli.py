@@ -41,6 +41,8 @@ def generate(
     width: Optional[int] = typer.Option(None, "--width"),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps, where the model has them (Phenaki: 12-48)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="Diffusion sampler: ddpm, ddim, dpm++, euler, flow-euler, flow-heun."),
+    extend: Optional[Path] = typer.Option(None, "--extend", help="A video to continue forward in time (DiT)."),
     story: bool = typer.Option(False, "--story", help="One video following several prompts in turn (Phenaki)."),
     first_frame: Optional[Path] = typer.Option(None, "--first-frame", help="Image (or video) whose frame the video continues."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="TSV of id<TAB>prompt lines: one video per line."),
@@ -53,13 +55,16 @@ def generate(
     Example: t2v generate "a red circle moving left" -o outputs/red.mp4 --seed 1
 
     Story: t2v generate --model phenaki-shapes --story "a red circle moving left" "the red circle moving up"
+
+    Any size, image prompt, extension: t2v generate --model dit-shapes "a red circle moving left" --frames 24
+    --height 48 --width 80; --first-frame IMAGE; --extend VIDEO
     """
     from t2v import load_pipeline
     from t2v.eval.shapes import read_prompts
     from t2v.pipelines.base import check_prompt
     from t2v.video import check_output_path, check_writable_folder
 
-    options = {k: v for k, v in (("guidance", guidance), ("steps", steps)) if v is not None}
+    options = {k: v for k, v in (("guidance", guidance), ("steps", steps), ("sampler", sampler)) if v is not None}
     shape = dict(num_frames=num_frames, height=height, width=width)
     if prompts is not None:
         if out_dir is None:
@@ -88,7 +93,11 @@ def generate(
     if first_frame is not None:
         options["first_frame"] = first_frame
     start = time.perf_counter()
-    if story:
+    if extend is not None:
+        if not hasattr(pipe, "extend"):
+            raise T2VError(f"{pipe.name} cannot extend a video; use a DiT model, e.g. --model dit-shapes")
+        video = pipe.extend(extend, prompt[0], seed=seed, num_frames=num_frames, **options)
+    elif story:
         if not hasattr(pipe, "story"):
             raise T2VError(f"{pipe.name} cannot follow a story; use a Phenaki model, e.g. --model phenaki-shapes")
         video = pipe.story(prompt, seed=seed, num_frames=num_frames, **options)

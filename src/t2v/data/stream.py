@@ -4,7 +4,7 @@ so a resumed run continues with exactly the examples it would have seen."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,6 +28,8 @@ class ShapesDataConfig:
     width: int = 64
     seed: int = 0
     labels: bool = False  # add "labels": the first object's attribute indices (B, 4), for classifiers
+    # (num_frames, height, width) sizes drawn per batch (bucketing by size and duration); empty: the fixed size
+    buckets: list[list[int]] = field(default_factory=list)
 
 
 def object_labels(obj: ShapeObject) -> torch.Tensor:
@@ -41,11 +43,12 @@ class ShapesStream(IterableDataset):
     def __init__(self, config: ShapesDataConfig, start: int = 0) -> None:
         self.config, self.start = config, start
 
-    def example(self, index: int) -> dict:
+    def example(self, index: int, size: tuple[int, int, int] | None = None) -> dict:
         c = self.config
+        num_frames, height, width = size or (c.num_frames, c.height, c.width)
         level = 2 if random.Random(f"level:{c.seed}:{index}").random() < c.level2_prob else 1
-        ex = make_example(c.seed * 1_000_003 + index, level=level, split=c.split, num_frames=c.num_frames,
-                          height=c.height, width=c.width)
+        ex = make_example(c.seed * 1_000_003 + index, level=level, split=c.split, num_frames=num_frames,
+                          height=height, width=width)
         item = {"video": torch.from_numpy(ex.video), "caption": ex.caption}
         if c.labels:
             item["labels"] = object_labels(ex.scene.objects[0])
@@ -57,10 +60,18 @@ class ShapesStream(IterableDataset):
             yield self.example(index)
             index += 1
 
+    def bucket(self, position: int) -> tuple[int, int, int] | None:
+        """The (num_frames, height, width) of the batch that starts at ``position`` (None: the fixed size)."""
+        buckets = self.config.buckets
+        if not buckets:
+            return None
+        return tuple(buckets[random.Random(f"bucket:{self.config.seed}:{position}").randrange(len(buckets))])
+
     def batch(self, position: int, batch_size: int) -> dict:
         """Examples [position, position + batch_size) stacked: video uint8 (B, T, H, W, 3), caption list
-        (and labels (B, 4) when the config asks for them)."""
-        items = [self.example(position + i) for i in range(batch_size)]
+        (and labels (B, 4) when the config asks for them). With buckets, all videos of a batch share one size."""
+        size = self.bucket(position)
+        items = [self.example(position + i, size) for i in range(batch_size)]
         batch = {"video": torch.stack([x["video"] for x in items]), "caption": [x["caption"] for x in items]}
         if self.config.labels:
             batch["labels"] = torch.stack([x["labels"] for x in items])

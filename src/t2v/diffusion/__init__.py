@@ -3,7 +3,7 @@
 No model code lives here: a denoiser is any function ``(x, t) -> prediction``."""
 
 from t2v.diffusion.process import DiffusionConfig, DiffusionProcess, timestep_embedding
-from t2v.diffusion.samplers import SAMPLERS, ddim_invert, guided, initial_noise, sample
+from t2v.diffusion.samplers import SAMPLERS, classifier_free_guidance, ddim_invert, initial_noise, sample
 
-__all__ = ["DiffusionConfig", "DiffusionProcess", "SAMPLERS", "ddim_invert", "guided", "initial_noise", "sample",
+__all__ = ["DiffusionConfig", "DiffusionProcess", "SAMPLERS", "classifier_free_guidance", "ddim_invert", "initial_noise", "sample",
            "timestep_embedding"]

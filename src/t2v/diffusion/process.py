@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from t2v.errors import T2VError
+
 PREDICTIONS = ("eps", "v", "flow")
 WEIGHTINGS = ("none", "min_snr")
 
@@ -38,9 +40,9 @@ class DiffusionConfig:
 
     def __post_init__(self) -> None:
         if self.prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
+            raise T2VError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
         if self.loss_weighting not in WEIGHTINGS:
-            raise ValueError(f"loss_weighting must be one of {', '.join(WEIGHTINGS)}, got {self.loss_weighting!r}")
+            raise T2VError(f"loss_weighting must be one of {', '.join(WEIGHTINGS)}, got {self.loss_weighting!r}")
 
     @property
     def is_flow(self) -> bool:

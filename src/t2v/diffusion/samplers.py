@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from t2v.diffusion.process import DiffusionConfig, DiffusionProcess, expand_like
+from t2v.errors import T2VError
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,9 @@ MAX_STEPS = 1000
 
 def check_sampler(name: str, steps: int) -> SamplerSpec:
     if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+        raise T2VError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
     if not 1 <= int(steps) <= MAX_STEPS:
-        raise ValueError(f"steps must be between 1 and {MAX_STEPS}, got {steps}")
+        raise T2VError(f"steps must be between 1 and {MAX_STEPS}, got {steps}")
     return SAMPLERS[name]
 
 
@@ -57,7 +58,7 @@ def make_scheduler(name: str, model_config: DiffusionConfig, *, inverse: bool = 
     cls = spec.scheduler
     if inverse:
         if name != "ddim":
-            raise ValueError(f"inversion is DDIM inversion; got sampler {name!r}")
+            raise T2VError(f"inversion is DDIM inversion; got sampler {name!r}")
         cls, options = "DDIMInverseScheduler", {k: v for k, v in options.items() if k != "set_alpha_to_one"}
     return getattr(diffusers, cls)(**options)
 
@@ -94,7 +95,7 @@ def initial_noise(shape: tuple[int, ...], generators: list[torch.Generator] | No
     if generators is None:
         return torch.randn(shape, device=device)
     if len(generators) != shape[0]:
-        raise ValueError(f"{len(generators)} generators for a batch of {shape[0]}")
+        raise T2VError(f"{len(generators)} generators for a batch of {shape[0]}")
     return torch.stack([torch.randn(shape[1:], generator=g) for g in generators]).to(device)
 
 
@@ -134,7 +135,7 @@ def ddim_invert(denoise, process: DiffusionProcess, x0: torch.Tensor, *, steps: 
     return x
 
 
-def guided(denoise_pair, scale: float):
+def classifier_free_guidance(denoise_pair, scale: float):
     """Classifier-free guidance: ``denoise_pair(x2, t2)`` gets the batch twice (conditional rows first,
     then unconditional) and returns both predictions; the result extrapolates by ``scale``."""
 

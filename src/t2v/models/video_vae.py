@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from t2v.errors import T2VError
 from t2v.models.stages import VideoAutoencoder
 from t2v.nn.conv3d import downsample_strides
 from t2v.nn.pixels import frames_to_tensor
@@ -118,7 +119,7 @@ class VideoVAE(VideoAutoencoder):
     def check_size(self, video: torch.Tensor) -> None:
         s = self.config.spatial_downsample
         if video.shape[-2] % s or video.shape[-1] % s:
-            raise ValueError(f"height and width must be multiples of {s}, got {video.shape[-2]}x{video.shape[-1]}")
+            raise T2VError(f"height and width must be multiples of {s}, got {video.shape[-2]}x{video.shape[-1]}")
 
     def pad_frames(self, video: torch.Tensor) -> torch.Tensor:
         """Repeat the last frame up to a multiple of the temporal factor (the padding is in the future:

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from t2v.pipelines.base import Pipeline, load_pipeline
+from t2v.pipelines.dit import DiTPipeline
 from t2v.pipelines.phenaki import PhenakiPipeline
 
 # family -> pipeline class; families not listed use the generic Pipeline
-PIPELINES: dict[str, type[Pipeline]] = {"phenaki": PhenakiPipeline}
+PIPELINES: dict[str, type[Pipeline]] = {"phenaki": PhenakiPipeline, "dit": DiTPipeline}
 
 
 def pipeline_class(family: str) -> type[Pipeline]:

@@ -7,12 +7,13 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from t2v.checkpoint import load_model, read_config
 from t2v.errors import T2VError
-from t2v.video import Video
+from t2v.video import Video, read_image
 
 DEFAULT_MODEL = "videogpt-shapes"
 MAX_PROMPT_CHARS = 1000
@@ -95,9 +96,20 @@ class Pipeline:
             if name not in known:
                 raise T2VError(f"{self.name} does not take the option {name!r}; it takes: {', '.join(known) or 'none'}")
 
-    def model_options(self, num_frames: int | None) -> dict:
+    def model_options(self, num_frames: int | None, height: int | None, width: int | None) -> dict:
         """Options for the family's ``generate`` that follow from a requested size (none: fixed size)."""
         return {}
+
+    def first_frame_tensor(self, image, size: tuple[int | None, int | None] = (None, None)) -> torch.Tensor:
+        """A path or an (H, W, 3) uint8 array -> (1, H, W, 3), at ``size`` or the model's default size."""
+        _, h, w = self.video_shape
+        h, w = size[0] or h, size[1] or w
+        if isinstance(image, (str, os.PathLike)):
+            image = read_image(image, size=(h, w))
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.shape != (h, w, 3):
+            raise T2VError(f"first_frame must be uint8 ({h}, {w}, 3) or an image file, got {image.dtype} {image.shape}")
+        return torch.tensor(image)[None]  # a copy: the array may be read-only
 
     def __call__(self, prompt: str, *, seed: int | None = None, num_frames: int | None = None,
                  height: int | None = None, width: int | None = None, **options) -> Video:
@@ -119,8 +131,8 @@ class Pipeline:
         for start in tqdm(starts, desc=self.name, disable=not progress):
             chunk = prompts[start:start + batch_size]
             generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-            frames = self.model.generate(chunk, generators=generators, **self.model_options(num_frames),
-                                         **options)  # uint8 (B, T, H, W, 3)
+            frames = self.model.generate(chunk, generators=generators,
+                                         **self.model_options(num_frames, height, width), **options)  # uint8 (B, T, H, W, 3)
             videos += [Video(f.numpy(), fps=self.fps) for f in frames]
         return videos
 

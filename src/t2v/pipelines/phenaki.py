@@ -3,14 +3,11 @@ and stories: one video that follows a sequence of prompts."""
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import torch
 
 from t2v.errors import T2VError
 from t2v.pipelines.base import Pipeline, check_prompt, check_seed
-from t2v.video import Video, read_image
+from t2v.video import Video
 
 
 class PhenakiPipeline(Pipeline):
@@ -21,18 +18,8 @@ class PhenakiPipeline(Pipeline):
         if num_frames is not None:
             self.model.config.cvivit.slots(num_frames)  # 1 + k * temporal_patch, within the position table
 
-    def model_options(self, num_frames: int | None) -> dict:
+    def model_options(self, num_frames: int | None, height: int | None, width: int | None) -> dict:
         return {} if num_frames is None else {"slots": self.model.config.cvivit.slots(num_frames)}
-
-    def first_frame_tensor(self, image) -> torch.Tensor:
-        """A path or an (H, W, 3) uint8 array -> (1, H, W, 3) at the model's size."""
-        _, h, w = self.video_shape
-        if isinstance(image, (str, os.PathLike)):
-            image = read_image(image, size=(h, w))
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.shape != (h, w, 3):
-            raise T2VError(f"first_frame must be uint8 ({h}, {w}, 3) or an image file, got {image.dtype} {image.shape}")
-        return torch.tensor(image)[None]  # a copy: the array may be read-only
 
     def __call__(self, prompt: str, *, first_frame=None, **options) -> Video:
         if first_frame is not None:
@@ -56,7 +43,7 @@ class PhenakiPipeline(Pipeline):
         generators = [torch.Generator().manual_seed(check_seed(seed))]
         first = None if first_frame is None else self.first_frame_tensor(first_frame)
         video = self.model.generate(prompts[:1], generators=generators, first_frame=first,
-                                    **self.model_options(num_frames), **options)  # (1, T, H, W, 3)
+                                    **self.model_options(num_frames, None, None), **options)  # (1, T, H, W, 3)
         for prompt in prompts[1:]:
             video = torch.cat([video, self.model.continue_video(video, [prompt], num_frames, generators=generators,
                                                                 **options)], dim=1)
