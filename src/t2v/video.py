@@ -6,6 +6,7 @@ npy, gif and anything PyAV decodes, and can resample to an fps, crop-resize and 
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -179,16 +180,27 @@ def read_video(path: str | os.PathLike, *, fps: float | None = None, size: tuple
     _check_read_options(fps, size, num_frames)
     if not path.is_file():
         raise T2VError(f"cannot read video {path}: no such file")
+    return _decode(lambda: _open_frames(path), str(path), fps, size, num_frames, pad)
+
+
+def read_video_bytes(data: bytes, *, name: str = "video.mp4", fps: float | None = None,
+                     size: tuple[int, int] | None = None, num_frames: int | None = None, pad: bool = False) -> Video:
+    """``read_video`` for an encoded video held in memory (e.g. a webdataset shard member) named ``name``."""
+    _check_read_options(fps, size, num_frames)
+    return _decode(lambda: _open_frames(Path(name), io.BytesIO(data)), name, fps, size, num_frames, pad)
+
+
+def _decode(open_frames, label: str, fps, size, num_frames, pad) -> Video:
     try:
-        with _open_frames(path) as (source_fps, timed_frames):
+        with open_frames() as (source_fps, timed_frames):
             horizon = None if num_frames is None else num_frames / (fps or source_fps)
             times, frames, end = _collect(timed_frames, horizon, source_fps)
     except _READ_ERRORS as e:
-        raise T2VError(f"cannot read video {path}: {_reason(e)}") from e
+        raise T2VError(f"cannot read video {label}: {_reason(e)}") from e
     if fps is not None:
         frames = frames[_resample_indices(times, end, fps, source_fps)]
     if num_frames is not None:
-        frames = _fit_length(frames, num_frames, pad, path)
+        frames = _fit_length(frames, num_frames, pad, Path(label))
     if size is not None:
         frames = _crop_resize(frames, size)
     return Video(frames, fps or source_fps)
@@ -222,20 +234,22 @@ def _check_read_options(fps: float | None, size: tuple[int, int] | None, num_fra
 
 
 @contextmanager
-def _open_frames(path: Path) -> Iterator[tuple[float, Iterator[tuple[float, np.ndarray]]]]:
-    """The source fps and a lazy stream of (seconds, frame (H, W, 3) uint8) for any supported file."""
+def _open_frames(path: Path, data: io.BytesIO | None = None) -> Iterator[tuple[float, Iterator[tuple[float, np.ndarray]]]]:
+    """The source fps and a lazy stream of (seconds, frame (H, W, 3) uint8) for any supported file
+    (read from ``data`` instead of ``path`` when given; ``path`` then only names the format)."""
     suffix = path.suffix.lower()
+    source = path if data is None else data
     if suffix == ".npy":
-        frames = np.load(path, allow_pickle=False)
+        frames = np.load(source, allow_pickle=False)
         if not isinstance(frames, np.ndarray):
             raise ValueError("not a single array")
         frames = Video(frames).frames
         yield float(FPS), ((i / FPS, f) for i, f in enumerate(frames))
     elif suffix == ".gif":
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             yield _gif_frames(image)
     else:
-        with av.open(str(path)) as container:
+        with av.open(str(path) if data is None else data) as container:
             if not container.streams.video:
                 raise ValueError("it has no video stream")
             stream = container.streams.video[0]

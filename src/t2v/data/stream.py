@@ -38,10 +38,15 @@ def object_labels(obj: ShapeObject) -> torch.Tensor:
 
 
 class ShapesStream(IterableDataset):
-    """Example ``i`` is a pure function of (seed, i): iterate from any ``start`` position."""
+    """Example ``i`` is a pure function of (seed, i): iterate from any ``start`` position.
 
-    def __init__(self, config: ShapesDataConfig, start: int = 0) -> None:
-        self.config, self.start = config, start
+    With several training processes, process ``rank`` of ``world`` reads its slice of each global
+    batch: ``batch(position, size)`` counts this process's examples, and the union over ranks is
+    exactly what one process reading ``world`` times the batch would see.
+    """
+
+    def __init__(self, config: ShapesDataConfig, start: int = 0, *, rank: int = 0, world: int = 1) -> None:
+        self.config, self.start, self.rank, self.world = config, start, rank, world
 
     def example(self, index: int, size: tuple[int, int, int] | None = None) -> dict:
         c = self.config
@@ -61,17 +66,20 @@ class ShapesStream(IterableDataset):
             index += 1
 
     def bucket(self, position: int) -> tuple[int, int, int] | None:
-        """The (num_frames, height, width) of the batch that starts at ``position`` (None: the fixed size)."""
+        """The (num_frames, height, width) of the global batch that starts at ``position`` (None: the fixed size)."""
         buckets = self.config.buckets
         if not buckets:
             return None
         return tuple(buckets[random.Random(f"bucket:{self.config.seed}:{position}").randrange(len(buckets))])
 
     def batch(self, position: int, batch_size: int) -> dict:
-        """Examples [position, position + batch_size) stacked: video uint8 (B, T, H, W, 3), caption list
-        (and labels (B, 4) when the config asks for them). With buckets, all videos of a batch share one size."""
-        size = self.bucket(position)
-        items = [self.example(position + i, size) for i in range(batch_size)]
+        """This process's examples [position, position + batch_size) stacked: video uint8 (B, T, H, W, 3),
+        caption list (and labels (B, 4) when the config asks for them). With buckets, all videos of a
+        global batch share one size."""
+        block, within = divmod(position, batch_size)
+        first = (block * self.world + self.rank) * batch_size + within  # index in the global stream
+        size = self.bucket(block * self.world * batch_size)
+        items = [self.example(first + i, size) for i in range(batch_size)]
         batch = {"video": torch.stack([x["video"] for x in items]), "caption": [x["caption"] for x in items]}
         if self.config.labels:
             batch["labels"] = torch.stack([x["labels"] for x in items])

@@ -39,6 +39,15 @@ def scores_markdown(results: dict, command: str) -> str:
             lines.append(f"| {name} ({r['count']}) | {r['colour']:.1%} | {r['shape']:.1%} | {r['size']:.1%} | "
                          f"{r['motion']:.1%} | **{r['all_right']:.1%}** [{low:.1%}, {high:.1%}] |")
         lines.append("")
+    if "sizes" in results:
+        r = results["sizes"]
+        lines += [f"Any size and duration ({r['prompt_set']} prompts):", "",
+                  "| frames x height x width | all right (95% CI) | difference | s / video |", "| --- | --- | --- | --- |"]
+        for size, row in r["sizes"].items():
+            low, high = row["ci95"]["all_right"]
+            lines.append(f"| {size} | {row['all_right']:.1%} [{low:.1%}, {high:.1%}] | "
+                         f"{row['difference_from_first']:+.1%} | {row['seconds_per_video']:.2f} |")
+        lines.append("")
     if "recon" in results:
         r = results["recon"]
         usage = f", codebook usage {r['codebook_usage']:.1%}" if "codebook_usage" in r else ""

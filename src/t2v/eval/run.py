@@ -14,7 +14,9 @@ from t2v.data.shapes import make_example
 from t2v.data.stream import ShapesDataConfig, ShapesStream
 from t2v.errors import T2VError
 
-SUITES = ("shapes", "fvd", "recon", "speed")
+SUITES = ("shapes", "fvd", "recon", "speed", "sizes")
+# (frames, height, width) the sizes suite compares with the default 16x64x64 (DiT / Sora issue)
+SIZES = ((16, 64, 64), (16, 48, 80), (16, 80, 48), (8, 64, 64), (24, 64, 64))
 
 
 def shapes_suite(pipe, *, n: int, seed: int, video_dir: Path | None, log) -> dict:
@@ -35,6 +37,35 @@ def shapes_suite(pipe, *, n: int, seed: int, video_dir: Path | None, log) -> dic
         results[name] = {**report.to_dict(), "seconds_per_video": seconds / len(items)}
         log(f"[{name}] {report.format()}")
     return results
+
+
+def checker_rates(pipe, *, prompt_set_name: str = "seen", n: int = 100, seed: int = 0, **options) -> dict:
+    """The checker's report on one prompt set, generated with ``options`` (size, steps, sampler, ...),
+    plus the seconds per video it took."""
+    from t2v.eval.shapes import prompt_set, score
+
+    items = prompt_set(prompt_set_name, n=n, seed=seed)
+    start = time.perf_counter()
+    videos = pipe.generate_batch([p for _, p in items], seed=seed, batch_size=16, progress=True, **options)
+    seconds = (time.perf_counter() - start) / len(items)
+    return {**score((v.frames, p) for v, (_, p) in zip(videos, items)).to_dict(), "seconds_per_video": seconds}
+
+
+def sizes_suite(pipe, *, n: int, seed: int, sizes=SIZES, prompt_set_name: str = "seen", log=print) -> dict:
+    """Checker rates on one prompt set at each size and duration, for families that take any size.
+
+    The checker judges size relative to the frame width and motion per frame, so rates compare
+    across sizes; each row also gives its difference from the first size.
+    """
+    rows = {f"{t}x{h}x{w}": checker_rates(pipe, prompt_set_name=prompt_set_name, n=n, seed=seed, num_frames=t,
+                                          height=h, width=w) for t, h, w in sizes}
+    base = next(iter(rows.values()))["all_right"]
+    for key, row in rows.items():
+        row["difference_from_first"] = row["all_right"] - base
+        low, high = row["ci95"]["all_right"]
+        log(f"[sizes] {key}: all right {row['all_right']:.1%} [{low:.1%}, "
+            f"{high:.1%}] ({row['difference_from_first']:+.1%} against {next(iter(rows))})")
+    return {"prompt_set": prompt_set_name, "sizes": rows}
 
 
 def fvd_suite(pipe, *, n: int = 512, seed: int = 0, weights: str | Path | None = None, batch_size: int = 16,
@@ -175,4 +206,9 @@ def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, vi
             results["fvd"] = fvd_suite(pipe, n=fvd_videos, seed=seed, weights=fvd_weights, log=log)
         elif suite == "speed":
             results["speed"] = speed_suite(pipe, log=log)
+        elif suite == "sizes":
+            if not hasattr(pipe.model, "check_size"):
+                raise T2VError(f"{directory.name} generates one fixed size; the sizes suite needs a model that takes "
+                               "any size (DiT)")
+            results["sizes"] = sizes_suite(pipe, n=n, seed=seed, log=log)
     return results

@@ -309,6 +309,13 @@ def _colour_track(labels: np.ndarray, colour: str) -> Track:
     return measure_region(_largest_regions(labels == 1 + COLOURS.index(colour)))
 
 
+def colour_centroids(frames: np.ndarray, colour: str) -> np.ndarray:
+    """Per frame, the centroid (x, y) in pixels of the largest region of ``colour`` in uint8 frames
+    (T, H, W, 3); NaN where the colour is absent. For continuity measures (stories, extension)."""
+    track = _colour_track(classify_pixels(frames), colour)
+    return np.where(track.present[:, None], track.centroid, np.nan)
+
+
 def _judge_object(spec: ObjectSpec, colour: str, share: float, track: Track, other: Track | None,
                   side: int) -> ObjectVerdict:
     """Judge one object on its colour's region.

@@ -8,7 +8,7 @@ from t2v.config import from_dict, load_yaml
 from t2v.data.stream import ShapesDataConfig, ShapesStream
 from t2v.errors import T2VError
 from t2v.models import model_class
-from t2v.train.trainer import TrainConfig, Trainer
+from t2v.train.trainer import TrainConfig, Trainer, process_rank_world
 
 __all__ = ["TrainConfig", "Trainer", "build_model", "train_from_config"]
 
@@ -23,6 +23,18 @@ def build_model(family: str, section: dict | None):
         raise T2VError(f"unknown preset {preset!r} for {family}; known: {', '.join(presets)}")
     config = from_dict(cls.config_class, {**presets.get(preset, {}), **section}, where=f"{family} model config")
     return cls.for_training(config) if hasattr(cls, "for_training") else cls(config)
+
+
+def build_data(section: dict | None, *, where: str = "data"):
+    """The training data a config's ``data`` section names, for this process: webdataset shards when it
+    has ``shards: DIR``, else the generated Moving Shapes stream."""
+    rank, world = process_rank_world()
+    section = dict(section or {})
+    if "shards" in section:
+        from t2v.data.shards import ShardDataConfig, ShardStream
+
+        return ShardStream(from_dict(ShardDataConfig, section, where=where), rank=rank, world=world)
+    return ShapesStream(from_dict(ShapesDataConfig, section, where=where), rank=rank, world=world)
 
 
 def train_from_config(family: str, config_path: str | Path, *, resume: bool = False, overrides: dict | None = None,
@@ -41,6 +53,6 @@ def train_from_config(family: str, config_path: str | Path, *, resume: bool = Fa
         torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)  # the same config always starts from the same weights
     model = build_model(family, spec.get("model"))
-    data = ShapesStream(from_dict(ShapesDataConfig, spec.get("data"), where=f"{config_path} data"))
+    data = build_data(spec.get("data"), where=f"{config_path} data")
     recipe = f"t2v train {family} --config {config_path}"
     return Trainer(model, data, train_cfg, log=log, recipe=recipe).run(resume=resume)

@@ -5,6 +5,11 @@ A family model only provides ``training_loss(batch) -> (loss, logs)`` (and optio
 LR, gradient clipping and accumulation, EMA weights, bf16 autocast, progress, sample grids and
 atomic checkpoints that resume *exactly*: model, optimiser, scheduler, EMA, RNG states and data
 position all live in one safetensors file written with ``os.replace``.
+
+Under ``torchrun`` or ``accelerate launch`` the same loop runs data-parallel through Hugging Face
+``accelerate`` (DDP; FSDP on GPUs with ``distributed: fsdp``): each process reads its own slice of
+every global batch, gradients are averaged across processes, and only rank 0 writes checkpoints,
+logs and samples. The global batch is batch_size x processes x grad_accum.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import json
 import math
 import platform
 import random
+import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/model"
     half_export: bool = False  # store the exported model in fp16
+    distributed: str = "ddp"  # with several processes: ddp, or fsdp (GPUs only)
     extra: dict = field(default_factory=dict)
 
 
@@ -72,6 +80,41 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
+def process_rank_world() -> tuple[int, int]:
+    """(rank, number of processes) as set by torchrun / accelerate launch; (0, 1) when run directly."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+class LossModule(nn.Module):
+    """The model's ``training_loss`` as ``forward``, so that a DDP / FSDP wrapper sees the computation."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict):
+        return self.model.training_loss(batch)
+
+
+def make_accelerator(cfg: "TrainConfig", device: torch.device):
+    """An ``accelerate.Accelerator`` for a run with several processes (DDP, or FSDP on GPUs)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    if cfg.distributed not in ("ddp", "fsdp"):
+        raise T2VError(f"train.distributed must be ddp or fsdp, got {cfg.distributed!r}")
+    plugin = None
+    if cfg.distributed == "fsdp":
+        if device.type != "cuda":
+            raise T2VError("distributed: fsdp needs GPUs; use ddp on CPUs")
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        plugin = FullyShardedDataParallelPlugin(use_orig_params=True)
+    # some parameters (e.g. the null-text embedding) get no gradient in some steps
+    kwargs = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    return Accelerator(cpu=device.type == "cpu", fsdp_plugin=plugin, kwargs_handlers=kwargs)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -82,15 +125,24 @@ class Trainer:
     """Runs ``TrainConfig.steps`` optimiser steps of ``model`` on ``data`` (an object with ``batch(position, size)``)."""
 
     def __init__(self, model: nn.Module, data, cfg: TrainConfig, *, log=print, recipe: str | None = None) -> None:
-        self.model, self.data, self.cfg, self.log = model, data, cfg, log
+        self.model, self.data, self.cfg = model, data, cfg
         self.recipe = recipe  # the command that trains this model, for the model card
         self.out_dir = Path(cfg.out_dir)
         self.device = resolve_device(cfg.device)
+        self.rank, self.world = process_rank_world()
+        self.log = log if self.rank == 0 else (lambda *args, **kwargs: None)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed + self.rank)  # rank 0 draws exactly what a single process draws
+        random.seed(cfg.seed + self.rank)
+        np.random.seed(cfg.seed + self.rank)
+        self.accelerator = None
+        self.loss_module = LossModule(self.model)
+        if self.world > 1:
+            self.accelerator = make_accelerator(cfg, self.device)
+            self.device = self.accelerator.device
+            self.model.to(self.device).train()
+            self.loss_module = self.accelerator.prepare_model(self.loss_module)  # DDP / FSDP wrapper
         self.model.to(self.device).train()
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
@@ -104,7 +156,10 @@ class Trainer:
         return self.out_dir / STATE_FILE
 
     def save_state(self) -> None:
-        """Everything needed to continue bit-exactly, in one atomically replaced file."""
+        """Everything needed to continue bit-exactly, in one atomically replaced file (rank 0 writes it)."""
+        if self.rank != 0:
+            self.barrier()
+            return
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"ema.{k}": v for k, v in self.ema.items()}
         opt = self.optimizer.state_dict()
@@ -113,12 +168,18 @@ class Trainer:
         tensors["rng.torch"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        meta = {"step": self.step, "position": self.position, "elapsed": self.elapsed, "sessions": self.sessions,
+        meta = {"step": self.step, "position": self.position, "world": self.world, "elapsed": self.elapsed,
+                "sessions": self.sessions,
                 "scheduler": self.scheduler.state_dict(),
                 "param_groups": opt["param_groups"], "python_rng": random.getstate(),
                 "numpy_rng": _numpy_state_to_json(np.random.get_state())}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_tensors(self.state_path(), tensors, {"t2v_train_state": json.dumps(meta)})
+        self.barrier()
+
+    def barrier(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
 
     def load_state(self) -> None:
         path = self.state_path()
@@ -140,12 +201,17 @@ class Trainer:
                 opt_state.setdefault(int(idx), {})[name] = value
         self.optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
         self.scheduler.load_state_dict(meta["scheduler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and torch.cuda.is_available():
-            torch.cuda.set_rng_state(tensors["rng.cuda"])
-        random.setstate(_to_tuple(meta["python_rng"]))
-        np.random.set_state(_numpy_state_from_json(meta["numpy_rng"]))
-        self.step, self.position = meta["step"], meta["position"]
+        self.step = meta["step"]
+        if self.rank == 0:  # the saved generators are rank 0's; other ranks start fresh ones, keyed on the step
+            torch.set_rng_state(tensors["rng.torch"])
+            if "rng.cuda" in tensors and torch.cuda.is_available():
+                torch.cuda.set_rng_state(tensors["rng.cuda"])
+            random.setstate(_to_tuple(meta["python_rng"]))
+            np.random.set_state(_numpy_state_from_json(meta["numpy_rng"]))
+        else:
+            torch.manual_seed(self.cfg.seed + self.rank + 7919 * self.step)
+        # positions count one process's samples; a run may resume on another number of processes
+        self.position = meta["position"] * meta.get("world", 1) // self.world
         self.elapsed, self.sessions = meta.get("elapsed", 0.0), meta.get("sessions", 1)
 
     def export(self) -> Path:
@@ -154,19 +220,28 @@ class Trainer:
         Beside it, ``training.json`` lists how each stage was trained (earlier stages, such as a
         tokenizer, come from the model's ``earlier_stages``), for model cards and the results page.
         """
+        directory = self.out_dir / "model"
+        if self.rank != 0:
+            self.barrier()
+            return directory
         state = self.model.state_dict()
         state |= {k: v for k, v in self.ema.items()}
         directory = save_model(self.out_dir / "model", self.model, state_dict=state, half=self.cfg.half_export,
                                card=self.model_card())
         stages = [*getattr(self.model, "earlier_stages", []), self.stage_record()]
         (directory / TRAINING_FILE).write_text(json.dumps({"stages": stages}, indent=2) + "\n")
+        self.barrier()
         return directory
 
     def stage_record(self) -> dict:
         cfg = self.cfg
         return {"family": self.model.family, "command": self.recipe, "steps": self.step,
-                "global_batch": cfg.batch_size * cfg.grad_accum, "wall_minutes": round(self.elapsed / 60, 1),
+                "global_batch": self.global_batch, "processes": self.world, "wall_minutes": round(self.elapsed / 60, 1),
                 "runs": self.sessions, "hardware": describe_hardware(self.device, cfg.threads)}
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.batch_size * self.world * self.cfg.grad_accum
 
     def model_card(self) -> str:
         cfg = self.cfg
@@ -174,7 +249,7 @@ class Trainer:
         if self.recipe:
             lines.append(f"- command: `{self.recipe}`")
         lines += [f"- parameters: {count_parameters(self.model) / 1e6:.2f}M trainable",
-                  f"- steps: {self.step} of {cfg.steps}, global batch {cfg.batch_size * cfg.grad_accum}, lr {cfg.lr}",
+                  f"- steps: {self.step} of {cfg.steps}, global batch {self.global_batch}, lr {cfg.lr}",
                   f"- hardware: {describe_hardware(self.device, cfg.threads)}",
                   f"- training wall time: {self.elapsed / 60:.1f} min in {self.sessions} run(s)",
                   f"- torch {torch.__version__}, exported {'float16' if cfg.half_export else 'float32'}"]
@@ -184,12 +259,13 @@ class Trainer:
     def train_step(self) -> dict:
         cfg = self.cfg
         logs: dict = {}
-        for _ in range(cfg.grad_accum):
-            batch = self.data.batch(self.position, cfg.batch_size)
-            self.position += cfg.batch_size
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss, logs = self.model.training_loss(batch)
-            (loss / cfg.grad_accum).backward()
+        for micro in range(cfg.grad_accum):
+            batch = self.next_batch()
+            last = micro == cfg.grad_accum - 1
+            with nullcontext() if last or self.world == 1 else self.loss_module.no_sync():  # sync once per step
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss, logs = self.loss_module(batch)
+                (loss / cfg.grad_accum).backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable.values(), cfg.grad_clip or float("inf"))
         self.optimizer.step()
         self.scheduler.step()
@@ -201,6 +277,15 @@ class Trainer:
         self.step += 1
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.scheduler.get_last_lr()[0], **logs}
 
+    def next_batch(self) -> dict:
+        """This process's next batch; a batch whose every video failed to decode is passed over."""
+        for _ in range(100):
+            batch = self.data.batch(self.position, self.cfg.batch_size)
+            self.position += self.cfg.batch_size
+            if len(batch["video"]):
+                return batch
+        raise T2VError(f"100 batches in a row had no readable video (data position {self.position})")
+
     def run(self, *, resume: bool = False) -> Path:
         """Train to ``cfg.steps`` (continuing from the saved state when ``resume``) and export the model."""
         cfg = self.cfg
@@ -210,25 +295,26 @@ class Trainer:
             self.load_state()
             self.log(f"resumed at step {self.step} (data position {self.position})")
         self.log(f"training {self.model.family}: {count_parameters(self.model) / 1e6:.2f}M trainable parameters, "
-                 f"global batch {cfg.batch_size * cfg.grad_accum} = {cfg.batch_size} x {cfg.grad_accum} accumulation, "
-                 f"device {self.device}")
+                 f"global batch {self.global_batch} = {cfg.batch_size} per process x {self.world} process(es) x "
+                 f"{cfg.grad_accum} accumulation, device {self.device}")
         start = time.time()
         elapsed_before = self.elapsed
         self.sessions += 1
         history = self.out_dir / "log.jsonl"
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=self.model.family, dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=self.model.family, dynamic_ncols=True,
+                   disable=self.rank != 0)
         while self.step < cfg.steps:
             logs = self.train_step()
             self.elapsed = elapsed_before + time.time() - start
             bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            if self.rank == 0 and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "psnr", "ce", "lr")})
                 with history.open("a") as f:
                     f.write(json.dumps({"step": self.step, "time": round(time.time() - start, 2), **logs}) + "\n")
-            if cfg.sample_every and self.step % cfg.sample_every == 0:
+            if self.rank == 0 and cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.write_samples()
-            out_of_time = cfg.max_minutes and (time.time() - start) / 60 >= cfg.max_minutes
+            out_of_time = self.rank_zero_says(bool(cfg.max_minutes) and (time.time() - start) / 60 >= cfg.max_minutes)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
                 self.save_state()
                 self.log(f"checkpoint at step {self.step}")
@@ -236,7 +322,20 @@ class Trainer:
                 self.log(f"stopping at step {self.step}: max_minutes={cfg.max_minutes} reached; continue with --resume")
                 break
         bar.close()
+        report = getattr(self.data, "report", lambda: "")()
+        if report:
+            self.log(report)
         return self.export()
+
+    def rank_zero_says(self, flag: bool) -> bool:
+        """Rank 0's value of ``flag`` on every process (clocks differ; all must stop together)."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([int(flag)], device=self.device)
+        dist.broadcast(value, src=0)
+        return bool(value.item())
 
     def write_samples(self) -> None:
         """A contact sheet of the model's preview on a fixed batch, as out_dir/samples/step_N.png."""

@@ -1,0 +1,239 @@
+"""Web-scale caption-video data as webdataset shards: ``.tar`` files holding ``KEY.mp4`` with
+``KEY.txt`` (caption) and/or ``KEY.json`` (``{"caption": ...}``) per sample, the layout
+``video2dataset`` writes.
+
+``write_shards`` turns a WebVid-style CSV or a captioned folder into such shards, decoding each
+video once to a fixed fps, size (centre crop) and frame count. ``ShardStream`` reads them for
+training through the trainer's positional interface, ``batch(position, size)``: each epoch
+shuffles the shard order (seeded), ranks take every ``world``-th shard of it, samples follow in
+shard order, so a run resumes at exactly the sample it stopped at. Members are read by offset (an
+index of each tar's headers is built once), decoding happens in DataLoader workers when
+``workers > 0``, and samples that fail to decode are skipped and counted per shard.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import tarfile
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from t2v.data.files import CSVVideoDataset, VideoFolderDataset
+from t2v.errors import T2VError
+from t2v.video import Video, read_video, read_video_bytes
+
+VIDEO_EXTENSIONS = ("mp4", "webm", "avi", "mov", "gif")
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- writing
+def list_sources(source: Path) -> list[tuple[Path, str]]:
+    """(video, caption) pairs of a WebVid-style CSV or of a folder of videos with .txt captions."""
+    source = Path(source)
+    return (CSVVideoDataset if source.suffix.lower() == ".csv" else VideoFolderDataset).list_entries(source)
+
+
+def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        Video(frames, fps=fps).save(path)
+        return path.read_bytes()
+
+
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_shards(source: str | Path, out_dir: str | Path, *, shard_size: int = 1000, num_frames: int = 16,
+                 size: tuple[int, int] = (64, 64), fps: float = 8.0) -> dict:
+    """Decode every video of ``source`` to ``num_frames`` frames at ``fps`` and ``size`` (centre crop),
+    and write them ``shard_size`` per ``shard-NNNNNN.tar`` in ``out_dir``. Unreadable videos are
+    skipped and counted. Returns the statistics also written to ``out_dir/stats.json``."""
+    if shard_size < 1:
+        raise T2VError(f"--shard-size must be at least 1, got {shard_size}")
+    entries = list_sources(Path(source))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, skipped, shards = 0, [], []
+    tar, tmp_path = None, None
+
+    def close_shard() -> None:
+        tar.close()
+        final = tmp_path.with_name(tmp_path.name.removeprefix("."))
+        tmp_path.replace(final)  # a shard appears whole or not at all
+        shards.append(final.name)
+
+    for path, caption in tqdm(entries, desc="writing shards", unit="video"):
+        try:
+            video = read_video(path, fps=fps, size=size, num_frames=num_frames)
+        except T2VError:
+            skipped.append(str(path))
+            continue
+        if written % shard_size == 0:
+            if tar is not None:
+                close_shard()
+            tmp_path = out_dir / f".shard-{written // shard_size:06d}.tar"
+            tar = tarfile.open(tmp_path, "w")
+        key = f"{written:09d}"
+        add_member(tar, f"{key}.mp4", encode_mp4(video.frames, fps))
+        add_member(tar, f"{key}.txt", caption.encode("utf-8"))
+        add_member(tar, f"{key}.json", json.dumps({"caption": caption, "source": str(path)}).encode("utf-8"))
+        written += 1
+    if tar is not None:
+        close_shard()
+    if not written:
+        raise T2VError(f"none of the {len(entries)} videos in {source} could be read")
+    stats = {"samples": written, "shards": shards, "skipped": len(skipped), "skipped_files": skipped[:100],
+             "num_frames": num_frames, "height": size[0], "width": size[1], "fps": fps}
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass
+class ShardDataConfig:
+    """``data:`` section of a training config that reads shards."""
+
+    shards: str = ""  # a folder of .tar shards (or one .tar)
+    num_frames: int = 16
+    height: int = 64
+    width: int = 64
+    fps: float = 8.0
+    seed: int = 0
+    workers: int = 0  # DataLoader worker processes that decode ahead of the training step
+
+
+def shard_index(path: Path) -> list[dict]:
+    """Samples of one tar in order: {"key", "video": (offset, size, extension), "caption": ...} from headers
+    (and the small caption members); the video bytes are read later by offset."""
+    samples: dict[str, dict] = {}
+    with tarfile.open(path, "r") as tar:
+        for member in tar:
+            if not member.isfile() or "." not in Path(member.name).name:
+                continue
+            key, ext = Path(member.name).name.split(".", 1)
+            key = str(Path(member.name).parent / key)
+            sample = samples.setdefault(key, {"key": key})
+            if ext.lower() in VIDEO_EXTENSIONS:
+                sample["video"] = (member.offset_data, member.size, ext.lower())
+            elif ext == "txt":
+                sample["caption"] = tar.extractfile(member).read().decode("utf-8").strip()
+            elif ext == "json" and "caption" not in sample:
+                try:
+                    meta = json.loads(tar.extractfile(member).read())
+                    sample["caption"] = str(meta.get("caption", "")).strip() if isinstance(meta, dict) else ""
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    pass
+    return [s for s in samples.values() if "video" in s]
+
+
+def list_shards(root: Path) -> list[Path]:
+    root = Path(root)
+    shards = [root] if root.is_file() else sorted(root.glob("*.tar"))
+    if not shards:
+        raise T2VError(f"no .tar shards in {root}")
+    return shards
+
+
+class ShardStream:
+    """Positional reader of shards for one rank of ``world``; ``batch(position, size)`` where
+    position counts this rank's samples since the start of training."""
+
+    def __init__(self, config: ShardDataConfig, *, rank: int = 0, world: int = 1) -> None:
+        self.config, self.rank, self.world = config, rank, world
+        self.shards = list_shards(Path(config.shards))
+        if len(self.shards) < world:
+            raise T2VError(f"{len(self.shards)} shards cannot feed {world} processes: write more, smaller shards")
+        self.index = [shard_index(p) for p in self.shards]
+        self.skipped: Counter = Counter()  # shard name -> samples that failed to decode
+        self._loader, self._next = None, None
+
+    def epoch_shards(self, epoch: int) -> list[int]:
+        """This rank's shard indices for ``epoch``: a seeded shuffle of all shards, every world-th from rank."""
+        order = list(range(len(self.shards)))
+        random.Random(f"shards:{self.config.seed}:{epoch}").shuffle(order)
+        return order[self.rank:: self.world]
+
+    def locate(self, position: int) -> tuple[int, int]:
+        """(shard index, sample index) of this rank's sample number ``position``."""
+        epoch = 0
+        while True:
+            for shard in self.epoch_shards(epoch):
+                n = len(self.index[shard])
+                if position < n:
+                    return shard, position
+                position -= n
+            if not any(self.index[s] for s in self.epoch_shards(epoch)):
+                raise T2VError(f"rank {self.rank}'s shards hold no samples")
+            epoch += 1
+
+    def sample(self, position: int) -> dict | None:
+        """Decoded sample ``position`` of this rank, or None (counted) when it cannot be decoded."""
+        shard, i = self.locate(position)
+        entry = self.index[shard][i]
+        offset, size, ext = entry["video"]
+        with open(self.shards[shard], "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+        c = self.config
+        try:
+            video = read_video_bytes(data, name=f"{entry['key']}.{ext}", fps=c.fps, size=(c.height, c.width),
+                                     num_frames=c.num_frames)
+        except T2VError:
+            return {"skipped": self.shards[shard].name}
+        return {"video": torch.from_numpy(video.frames), "caption": entry.get("caption", "")}
+
+    def collate(self, items: list[dict]) -> dict:
+        good = [x for x in items if "video" in x]
+        for x in items:
+            if "skipped" in x:
+                self.skipped[x["skipped"]] += 1
+        if not good:
+            return {"video": torch.empty(0, self.config.num_frames, self.config.height, self.config.width, 3,
+                                         dtype=torch.uint8), "caption": [], "skipped": len(items)}
+        return {"video": torch.stack([x["video"] for x in good]), "caption": [x["caption"] for x in good],
+                "skipped": len(items) - len(good)}
+
+    def batch(self, position: int, batch_size: int) -> dict:
+        """Samples [position, position + batch_size) of this rank; undecodable ones are dropped and counted."""
+        if self.config.workers <= 0:
+            return self.collate([self.sample(position + i) for i in range(batch_size)])
+        if self._loader is None or self._next != (position, batch_size):
+            dataset = _Positions(self, position)
+            self._loader = iter(DataLoader(dataset, batch_size=batch_size, num_workers=self.config.workers,
+                                           collate_fn=list, prefetch_factor=2, persistent_workers=False))
+        items = next(self._loader)
+        self._next = (position + batch_size, batch_size)
+        return self.collate(items)
+
+    def report(self) -> str:
+        """One line naming the shards with skipped samples (empty when none were)."""
+        if not self.skipped:
+            return ""
+        parts = ", ".join(f"{name}: {n}" for name, n in sorted(self.skipped.items()))
+        return f"skipped {sum(self.skipped.values())} samples that could not be decoded ({parts})"
+
+
+class _Positions(Dataset):
+    """Map-style view of a rank's samples from ``start`` on, so DataLoader workers decode ahead in order."""
+
+    def __init__(self, stream: ShardStream, start: int) -> None:
+        self.stream, self.start = stream, start
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, i: int) -> dict:
+        return self.stream.sample(self.start + i)
