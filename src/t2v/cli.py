@@ -15,7 +15,8 @@ from t2v.errors import T2VError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="t2v: text-to-video models you can train, sample, compare and measure.")
-data_app = typer.Typer(no_args_is_help=True, help="Make datasets: Moving Shapes videos as mp4 + WebVid-style CSV.")
+data_app = typer.Typer(no_args_is_help=True, help="Make datasets: Moving Shapes videos as mp4 + WebVid-style CSV; "
+                       "webdataset shards from a CSV or folder.")
 app.add_typer(data_app, name="data")
 STATE = {"debug": False}
 
@@ -216,6 +217,47 @@ def data_shapes(
     out.mkdir(parents=True, exist_ok=True)
     csv = write_shapes_dataset(out, n, seed=seed, split=split, level=level, num_frames=num_frames, height=size, width=size)
     typer.echo(f"wrote {n} videos and {csv}")
+
+
+@data_app.command("shards")
+def shards(
+    source: Path = typer.Option(..., "--from", help="A WebVid-style captions.csv or a folder of videos with .txt captions."),
+    out: Path = typer.Option(..., "--out", help="Folder for shard-NNNNNN.tar files."),
+    shard_size: int = typer.Option(1000, "--shard-size", help="Samples per shard."),
+    num_frames: int = typer.Option(16, "--frames"),
+    height: int = typer.Option(64, "--height"),
+    width: int = typer.Option(64, "--width"),
+    fps: float = typer.Option(8.0, "--fps"),
+) -> None:
+    """Write webdataset shards (KEY.mp4 + KEY.txt + KEY.json) decoded to a fixed fps, size and length.
+
+    Example: t2v data shards --from data/shapes/captions.csv --out data/shards --shard-size 500
+    """
+    from t2v.data.shards import write_shards
+
+    stats = write_shards(source, out, shard_size=shard_size, num_frames=num_frames, size=(height, width), fps=fps)
+    typer.echo(f"wrote {stats['samples']} samples in {len(stats['shards'])} shards to {out}; "
+               f"skipped {stats['skipped']} unreadable videos")
+
+
+@data_app.command("encode")
+def encode(
+    model: Path = typer.Option(..., "--model", help="Stage-1 checkpoint: a VQ tokenizer or video VAE."),
+    shards_dir: Path = typer.Option(..., "--shards", help="Folder of video shards (t2v data shards)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the shards of codes / latents."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+) -> None:
+    """Encode video shards once into codes or latents, so prior / denoiser training skips the encoder.
+
+    Example: t2v data encode --model runs/videogpt-vqvae/model --shards data/shards --out data/codes
+    (then train with `data: {shards: data/codes}`)
+    """
+    from t2v.checkpoint import load_model
+    from t2v.data.shards import encode_shards
+
+    stats = encode_shards(load_model(model).eval(), shards_dir, out, batch_size=batch_size)
+    typer.echo(f"encoded {stats['samples']} samples of {stats['shards']} shards into {out}; "
+               f"skipped {stats['skipped']} undecodable")
 
 
 def main() -> None:

@@ -9,6 +9,9 @@ shuffles the shard order (seeded), ranks take every ``world``-th shard of it, sa
 shard order, so a run resumes at exactly the sample it stopped at. Members are read by offset (an
 index of each tar's headers is built once), decoding happens in DataLoader workers when
 ``workers > 0``, and samples that fail to decode are skipped and counted per shard.
+
+``encode_shards`` (``t2v data encode``) caches a stage-1 tokenizer's codes or a VAE's latents as
+``KEY.npy`` members of new shards; training a prior or denoiser on them skips the encoder.
 """
 
 from __future__ import annotations
@@ -128,6 +131,8 @@ def shard_index(path: Path) -> list[dict]:
             sample = samples.setdefault(key, {"key": key})
             if ext.lower() in VIDEO_EXTENSIONS:
                 sample["video"] = (member.offset_data, member.size, ext.lower())
+            elif ext == "npy":
+                sample["latent"] = (member.offset_data, member.size, ext)
             elif ext == "txt":
                 sample["caption"] = tar.extractfile(member).read().decode("utf-8").strip()
             elif ext == "json" and "caption" not in sample:
@@ -136,7 +141,7 @@ def shard_index(path: Path) -> list[dict]:
                     sample["caption"] = str(meta.get("caption", "")).strip() if isinstance(meta, dict) else ""
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     pass
-    return [s for s in samples.values() if "video" in s]
+    return [s for s in samples.values() if "video" in s or "latent" in s]
 
 
 def list_shards(root: Path) -> list[Path]:
@@ -179,27 +184,33 @@ class ShardStream:
                 raise T2VError(f"rank {self.rank}'s shards hold no samples")
             epoch += 1
 
-    def sample(self, position: int) -> dict | None:
-        """Decoded sample ``position`` of this rank, or None (counted) when it cannot be decoded."""
+    def sample(self, position: int) -> dict:
+        """Sample ``position`` of this rank: {"video" or "latent", "caption"}, or {"skipped": shard name}."""
         shard, i = self.locate(position)
         entry = self.index[shard][i]
-        offset, size, ext = entry["video"]
-        with open(self.shards[shard], "rb") as f:
-            f.seek(offset)
-            data = f.read(size)
+        if "latent" in entry:
+            return {"latent": torch.from_numpy(read_latent(self.shards[shard], entry["latent"])),
+                    "caption": entry.get("caption", "")}
+        return self.decode_entry(self.shards[shard], entry)
+
+    def decode_entry(self, path: Path, entry: dict) -> dict:
+        """{"video", "caption"} of one indexed sample of shard ``path``, or {"skipped": shard name}."""
         c = self.config
         try:
-            video = read_video_bytes(data, name=f"{entry['key']}.{ext}", fps=c.fps, size=(c.height, c.width),
-                                     num_frames=c.num_frames)
+            video = read_video_bytes(read_member(path, entry["video"]), name=f"{entry['key']}.{entry['video'][2]}",
+                                     fps=c.fps, size=(c.height, c.width), num_frames=c.num_frames)
         except T2VError:
-            return {"skipped": self.shards[shard].name}
+            return {"skipped": path.name}
         return {"video": torch.from_numpy(video.frames), "caption": entry.get("caption", "")}
 
     def collate(self, items: list[dict]) -> dict:
-        good = [x for x in items if "video" in x]
         for x in items:
             if "skipped" in x:
                 self.skipped[x["skipped"]] += 1
+        if items and "latent" in items[0]:
+            return {"latents": torch.stack([x["latent"] for x in items]), "caption": [x["caption"] for x in items],
+                    "skipped": 0}
+        good = [x for x in items if "video" in x]
         if not good:
             return {"video": torch.empty(0, self.config.num_frames, self.config.height, self.config.width, 3,
                                          dtype=torch.uint8), "caption": [], "skipped": len(items)}
@@ -224,6 +235,59 @@ class ShardStream:
             return ""
         parts = ", ".join(f"{name}: {n}" for name, n in sorted(self.skipped.items()))
         return f"skipped {sum(self.skipped.values())} samples that could not be decoded ({parts})"
+
+
+def read_member(path: Path, where: tuple[int, int, str]) -> bytes:
+    """The bytes of a tar member at (offset, size, extension) from ``shard_index``."""
+    offset, size, _ = where
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def read_latent(path: Path, where: tuple[int, int, str]) -> np.ndarray:
+    """A cached code grid (int64) or latent (float32) array from a tar member."""
+    array = np.load(io.BytesIO(read_member(path, where)), allow_pickle=False)
+    return array.astype(np.int64 if np.issubdtype(array.dtype, np.integer) else np.float32)
+
+
+@torch.no_grad()
+def encode_shards(model, shards: str | Path, out_dir: str | Path, *, batch_size: int = 16) -> dict:
+    """Encode every sample of ``shards`` with a stage-1 ``model`` (VQ tokenizer or VAE, at its trained
+    video size) into shards of the same names holding ``KEY.npy`` (codes int16, latents float16) and
+    ``KEY.txt``. Undecodable samples are skipped and counted."""
+    if not hasattr(model, "encode"):
+        raise T2VError(f"{type(model).__name__} is not a tokenizer or VAE: give a stage-1 checkpoint")
+    from t2v.nn.pixels import frames_to_tensor
+
+    cfg = model.config
+    stream = ShardStream(ShardDataConfig(shards=str(shards), num_frames=cfg.num_frames, height=cfg.height,
+                                         width=cfg.width))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoded = 0
+    for path, entries in tqdm(list(zip(stream.shards, stream.index)), desc="encoding shards", unit="shard"):
+        tmp = out_dir / f".{path.name}"
+        with tarfile.open(tmp, "w") as tar:
+            for first in range(0, len(entries), batch_size):
+                chunk = entries[first:first + batch_size]
+                items = [stream.decode_entry(path, e) for e in chunk]
+                good = [(e, x) for e, x in zip(chunk, items) if "video" in x]
+                for x in items:
+                    if "skipped" in x:
+                        stream.skipped[x["skipped"]] += 1
+                if not good:
+                    continue
+                codes = model.encode(frames_to_tensor(torch.stack([x["video"] for _, x in good])))
+                for (entry, x), array in zip(good, codes.cpu().numpy()):
+                    array = array.astype(np.int16 if np.issubdtype(array.dtype, np.integer) else np.float16)
+                    buffer = io.BytesIO()
+                    np.save(buffer, array, allow_pickle=False)
+                    add_member(tar, f"{entry['key']}.npy", buffer.getvalue())
+                    add_member(tar, f"{entry['key']}.txt", x["caption"].encode("utf-8"))
+                encoded += len(good)
+        tmp.replace(out_dir / path.name)
+    return {"samples": encoded, "skipped": sum(stream.skipped.values()), "shards": len(stream.shards)}
 
 
 class _Positions(Dataset):

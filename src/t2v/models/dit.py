@@ -162,10 +162,11 @@ class DiT(TokenizerPrior):
     # -- latents ------------------------------------------------------------------------------
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, T, H, W, 3) -> normalised latents (B, C, t, h, w)."""
-        device = self.latent_std.device
-        with torch.autocast(device.type, enabled=False):
-            z = self.tokenizer.encode(frames_to_tensor(frames).to(device))
-        return (z - self.latent_mean.view(-1, 1, 1, 1)) / self.latent_std.view(-1, 1, 1, 1)
+        return self.normalize(self.stage1_codes({"video": frames}, self.latent_std.device))
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """VAE latents (B, C, t, h, w) -> zero mean, unit variance per channel."""
+        return (z.float() - self.latent_mean.view(-1, 1, 1, 1)) / self.latent_std.view(-1, 1, 1, 1)
 
     def decode(self, latents: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """normalised latents (B, C, t, h, w) -> uint8 (B, T, H, W, 3)."""
@@ -234,11 +235,11 @@ class DiT(TokenizerPrior):
     # -- training -----------------------------------------------------------------------------
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         cfg = self.config
-        with torch.no_grad():
-            latents = self.encode(batch["video"])  # (B, C, t, h, w)
+        with torch.no_grad():  # cached latents (t2v data encode) or the VAE now: (B, C, t, h, w)
+            latents = self.normalize(self.stage1_codes(batch, self.latent_std.device))
         prefix, mode = None, "text"
         u = torch.rand(()).item()
-        if u < cfg.image_prompt_prob:
+        if u < cfg.image_prompt_prob and "video" in batch:  # cached latents hold no separate first frame
             with torch.no_grad():
                 prefix, mode = self.encode(batch["video"][:, :1]), "image"  # the first frame as a one-frame video
         elif u < cfg.image_prompt_prob + cfg.extend_prob and latents.shape[2] > 1:

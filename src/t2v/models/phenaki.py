@@ -237,8 +237,7 @@ class Phenaki(TokenizerPrior):
 
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         device = self.head.weight.device
-        with torch.no_grad(), torch.autocast(device.type, enabled=False):  # codes exactly as sampling decodes them
-            codes = self.tokenizer.encode(frames_to_tensor(batch["video"]).to(device))  # (B, S, h, w)
+        codes = self.stage1_codes(batch, device)  # (B, S, h, w)
         b, s, h, w = codes.shape
         ratio = mask_ratio(torch.rand(b, device=device))  # (B,)
         masked = torch.rand(b, s, h, w, device=device) < ratio[:, None, None, None]

@@ -64,3 +64,11 @@ class TokenizerPrior(nn.Module):
         super().train(mode)
         self.tokenizer.eval()  # frozen stage 1: its EMA codebook must not move
         return self
+
+    def stage1_codes(self, batch: dict, device: torch.device) -> torch.Tensor:
+        """The stage-1 codes (or latents) of a batch: cached by ``t2v data encode`` ("latents"), or
+        encoded now from "video", in float32 exactly as sampling decodes them."""
+        if "latents" in batch:
+            return torch.as_tensor(batch["latents"]).to(device)
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            return self.tokenizer.encode(frames_to_tensor(batch["video"]).to(device))

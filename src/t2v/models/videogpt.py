@@ -17,7 +17,7 @@ from torch import nn
 from t2v.models.stages import TokenizerPrior, VQVideoTokenizer
 from t2v.nn.attention import KVCache, TransformerBlock, init_transformer_weights
 from t2v.nn.conv3d import Downsampler3d, ResBlock3d, Upsampler3d, downsample_strides
-from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
+from t2v.nn.pixels import tensor_to_frames
 from t2v.nn.quantize import EMAVectorQuantizer
 from t2v.nn.sampling import sample_logits
 from t2v.nn.text_condition import TextConditioner
@@ -158,8 +158,7 @@ class VideoGPT(TokenizerPrior):
 
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         device = self.head.weight.device
-        with torch.no_grad(), torch.autocast(device.type, enabled=False):  # codes exactly as sampling decodes them
-            codes = self.tokenizer.encode(frames_to_tensor(batch["video"]).to(device))
+        codes = self.stage1_codes(batch, device)  # (B, t, h, w)
         drop = torch.rand(codes.shape[0], device=codes.device) < self.config.text_dropout
         logits = self(codes, batch["caption"], drop)
         loss = F.cross_entropy(rearrange(logits, "b n k -> (b n) k"), codes.flatten())

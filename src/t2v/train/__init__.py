@@ -10,7 +10,7 @@ from t2v.errors import T2VError
 from t2v.models import model_class
 from t2v.train.trainer import TrainConfig, Trainer, process_rank_world
 
-__all__ = ["TrainConfig", "Trainer", "build_model", "train_from_config"]
+__all__ = ["TrainConfig", "Trainer", "build_data", "build_model", "train_from_config"]
 
 
 def build_model(family: str, section: dict | None):

@@ -282,7 +282,7 @@ class Trainer:
         for _ in range(100):
             batch = self.data.batch(self.position, self.cfg.batch_size)
             self.position += self.cfg.batch_size
-            if len(batch["video"]):
+            if batch["caption"]:
                 return batch
         raise T2VError(f"100 batches in a row had no readable video (data position {self.position})")
 
