@@ -1,12 +1,12 @@
 """The DiT paper's conditioning comparison on Moving Shapes at equal compute: adaLN-Zero against
-in-context conditioning and cross-attention only, each trained for the same wall-clock minutes on
-the same machine from the same recipe, then scored by final loss and checker rate.
+in-context conditioning and cross-attention only, each trained for the same steps on the same
+batches from the same recipe (as in the DiT paper; the training GFLOPs of each are reported, and
+the wall time), then scored by final loss and checker rate.
 
-    python benchmarks/conditioning.py --minutes 10      # -> benchmarks/results/conditioning.{json,md,png}
+    python benchmarks/conditioning.py --steps 600      # -> benchmarks/results/conditioning.{json,md,png}
 
 The recipe is configs/dit_shapes.yaml at 16x64x64 only (no size buckets, image prompts or
-extension, which need per-token timesteps), with a constant learning rate after warm-up so that
-stopping on time treats every variant alike. Needs the trained VAE that the config names.
+extension, which need per-token timesteps). Needs the trained VAE that the config names.
 """
 
 from __future__ import annotations
@@ -26,13 +26,28 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def variant_config(base: dict, conditioning: str, minutes: float, out_dir: Path) -> dict:
+def variant_config(base: dict, conditioning: str, steps: int, out_dir: Path) -> dict:
     spec = json.loads(json.dumps(base))  # a deep copy
     spec["model"] |= {"conditioning": conditioning, "image_prompt_prob": 0.0, "extend_prob": 0.0}
     spec["data"].pop("buckets", None)
-    spec["train"] |= {"steps": 100_000, "max_minutes": minutes, "min_lr_ratio": 1.0, "out_dir": str(out_dir),
-                      "half_export": False, "checkpoint_every": 100_000}
+    spec["train"] |= {"steps": steps, "warmup_steps": min(spec["train"].get("warmup_steps", 0), steps // 5),
+                      "max_minutes": 0, "out_dir": str(out_dir), "half_export": False, "checkpoint_every": steps}
     return spec
+
+
+def training_gflops(model_dir: Path, batch_size: int) -> float:
+    """FLOPs of one training step (forward + backward) of the model at ``model_dir``, in GFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from t2v.checkpoint import load_model
+    from t2v.data.stream import ShapesDataConfig, ShapesStream
+
+    model = load_model(model_dir).train()
+    batch = ShapesStream(ShapesDataConfig()).batch(0, batch_size)
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = model.training_loss(batch)
+        loss.backward()
+    return counter.get_total_flops() / 1e9
 
 
 def final_loss(log_path: Path, last: int = 20) -> float:
@@ -44,18 +59,21 @@ def final_loss(log_path: Path, last: int = 20) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "dit_shapes.yaml")
-    parser.add_argument("--minutes", type=float, default=10.0, help="training wall time per variant")
+    parser.add_argument("--steps", type=int, default=600, help="training steps per variant (batch size of the config)")
     parser.add_argument("-n", type=int, default=100, help="seen-pair prompts scored per variant")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "conditioning")
     parser.add_argument("--variants", nargs="+", default=list(CONDITIONINGS))
+    parser.add_argument("--tokenizer", default=None, help="VAE checkpoint (default: the one the config names)")
     args = parser.parse_args()
     base = yaml.safe_load(args.config.read_text())
+    if args.tokenizer:
+        base["model"]["tokenizer"] = args.tokenizer
     rows = []
     for conditioning in args.variants:
         out = args.out_dir / conditioning
         out.mkdir(parents=True, exist_ok=True)
         config_path = out / "config.yaml"
-        config_path.write_text(yaml.safe_dump(variant_config(base, conditioning, args.minutes, out)))
+        config_path.write_text(yaml.safe_dump(variant_config(base, conditioning, args.steps, out)))
         (out / "log.jsonl").unlink(missing_ok=True)
         model_dir = train_from_config("dit", config_path)
         record = json.loads((model_dir / "training.json").read_text())["stages"][-1]
@@ -63,13 +81,15 @@ def main() -> None:
         rates = checker_rates(pipe, n=args.n)
         params = sum(p.numel() for n, p in pipe.model.named_parameters() if not n.startswith(("tokenizer.", "text.encoder.")))
         rows.append({"conditioning": conditioning, "steps": record["steps"], "wall_minutes": record["wall_minutes"],
+                     "gflop_per_step": training_gflops(model_dir, base["train"]["batch_size"]),
                      "final_loss": final_loss(out / "log.jsonl"), "all_right": rates["all_right"],
                      "ci95": rates["ci95"]["all_right"], "params": params,
                      "attributes": {k: rates[k] for k in ("colour", "shape", "size", "motion")}})
         print(f"{conditioning}: {record['steps']} steps in {record['wall_minutes']} min, loss {rows[-1]['final_loss']:.4f}, "
               f"all right {rates['all_right']:.1%}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"recipe": str(args.config.relative_to(ROOT)), "minutes_per_variant": args.minutes,
+    meta = {"recipe": str(args.config.relative_to(ROOT)), "steps_per_variant": args.steps,
+            "batch_size": base["train"]["batch_size"],
             "prompts": f"seen pairs, n={args.n}, seed 0", "hardware": record["hardware"]}
     (RESULTS / "conditioning.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     (RESULTS / "conditioning.md").write_text(table(rows, meta))
@@ -78,14 +98,16 @@ def main() -> None:
 
 
 def table(rows: list[dict], meta: dict) -> str:
-    lines = [f"DiT conditioning at equal compute: {meta['minutes_per_variant']} min each on {meta['hardware']} "
-             f"(`{meta['recipe']}` at 16x64x64; checker on {meta['prompts']}).", "",
-             "| conditioning | params (DiT) | steps | final loss | colour | shape | size | motion | all right (95% CI) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [f"DiT conditioning at equal training steps and batches: {meta['steps_per_variant']} steps of "
+             f"{meta['batch_size']} videos each on {meta['hardware']} (`{meta['recipe']}` at 16x64x64; checker on "
+             f"{meta['prompts']}).", "",
+             "| conditioning | params (DiT) | GFLOP / step | wall min | final loss | colour | shape | size | motion | "
+             "all right (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         low, high = r["ci95"]
         a = r["attributes"]
-        lines.append(f"| {r['conditioning']} | {r['params'] / 1e6:.2f}M | {r['steps']} | {r['final_loss']:.4f} | "
+        lines.append(f"| {r['conditioning']} | {r['params'] / 1e6:.2f}M | {r['gflop_per_step']:.0f} | "
+                     f"{r['wall_minutes']} | {r['final_loss']:.4f} | "
                      f"{a['colour']:.0%} | {a['shape']:.0%} | {a['size']:.0%} | {a['motion']:.0%} | "
                      f"**{r['all_right']:.1%}** [{low:.1%}, {high:.1%}] |")
     return "\n".join(lines) + "\n"
