@@ -151,7 +151,7 @@ def check(
 @app.command("eval")
 def evaluate(
     model: str = typer.Argument(..., help="Bundled model name or checkpoint directory."),
-    suite: List[str] = typer.Option(["shapes"], "--suite", help="Suites to run: shapes, fvd, recon, speed."),
+    suite: List[str] = typer.Option(["shapes"], "--suite", help="Suites to run: shapes, fvd, recon, speed, sizes (any-size models)."),
     n: int = typer.Option(100, "-n", help="Prompts per prompt set."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON."),

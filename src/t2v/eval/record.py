@@ -29,9 +29,9 @@ def summarize(results: dict) -> dict:
     return summary
 
 
-def scores_markdown(results: dict, command: str) -> str:
+def scores_markdown(results: dict, commands: list[str]) -> str:
     """The model card section: a table per prompt set with 95% intervals, then the other suites."""
-    lines = [SECTION, "", f"Measured with `{command}`.", ""]
+    lines = [SECTION, "", "Measured with " + " and ".join(f"`{c}`" for c in commands) + ".", ""]
     if "shapes" in results:
         lines += ["| prompt set | colour | shape | size | motion | all right (95% CI) |", "| --- | --- | --- | --- | --- | --- |"]
         for name, r in results["shapes"].items():
@@ -72,12 +72,14 @@ def record_scores(directory: str | Path, results: dict, command: str) -> None:
     path = directory / SCORES_FILE
     stored = json.loads(path.read_text()) if path.is_file() else {}
     suites = {**stored.get("suites", {}), **{k: v for k, v in results.items() if k not in ("model", "family")}}
-    merged = {"summary": summarize(suites), "suites": suites, "command": command}
+    commands = stored.get("commands", [stored["command"]] if "command" in stored else [])
+    commands = [c for c in commands if c != command] + [command]  # every command whose results are stored
+    merged = {"summary": summarize(suites), "suites": suites, "commands": commands}
     _write_text(path, json.dumps(merged, indent=2) + "\n")
     card_path = directory / CARD_FILE
     card = card_path.read_text() if card_path.is_file() else f"# {directory.name}\n"
     card = re.sub(rf"\n{re.escape(SECTION)}\n.*?(?=\n## |\Z)", "", card, flags=re.S).rstrip("\n") + "\n\n"
-    _write_text(card_path, card + scores_markdown(suites, command))
+    _write_text(card_path, card + scores_markdown(suites, commands))
 
 
 def _write_text(path: Path, text: str) -> None:
