@@ -132,6 +132,60 @@ def generic_section(path: Path, command: str) -> str:
     return "\n".join(parts)
 
 
+def file_sections(results: Path, pattern: str, command: str) -> str:
+    """Each ``pattern`` markdown table a benchmark wrote, with its plot, or how to measure it."""
+    parts = []
+    for md in sorted(results.glob(pattern)):
+        parts += [md.read_text().strip(), ""]
+        if md.with_suffix(".png").is_file():
+            parts += [f"![{md.stem}](../benchmarks/results/{md.with_suffix('.png').name})", ""]
+    return "\n".join(parts + [f"Command: `{command}`."]) if parts else f"Not measured yet: run `{command}`."
+
+
+def sizes_section(checkpoints: Path) -> str:
+    """The sizes suite of every bundled model that has one (DiT: any size and duration)."""
+    parts = []
+    for scores_path in sorted(checkpoints.glob("*/scores.json")):
+        sizes = load_json(scores_path).get("suites", {}).get("sizes")
+        if not sizes:
+            continue
+        parts += [f"`{scores_path.parent.name}`, {sizes['prompt_set']} prompts "
+                  f"(`t2v eval {scores_path.parent.name} --suite sizes`):", "",
+                  "| frames x height x width | all right (95% CI) | difference | s / video |", "| --- | --- | --- | --- |"]
+        for size, row in sizes["sizes"].items():
+            low, high = row["ci95"]["all_right"]
+            parts.append(f"| {size} | {row['all_right']:.1%} [{low:.1%}, {high:.1%}] | "
+                         f"{row['difference_from_first']:+.1%} | {row['seconds_per_video']:.2f} |")
+        parts.append("")
+    return "\n".join(parts) or "Not measured yet: run `t2v eval dit-shapes --suite sizes`."
+
+
+def stories_section(results: Path) -> str:
+    lines = []
+    for path in sorted(results.glob("stories_*.json")):
+        r = load_json(path)
+        lo, hi = r["segments_right_ci95"]
+        clo, chi = r["continuity_ci95"]
+        lines += [f"- `{r['model']}`, {r['stories']} two-prompt stories with a change of direction: segments right for "
+                  f"their own prompt **{r['segments_right']:.1%}** [{lo:.1%}, {hi:.1%}], both segments right "
+                  f"{r['stories_both_right']:.1%}, seam continuity (centroid moves <= {r['seam_limit_px']:.1f} px) "
+                  f"**{r['continuity']:.1%}** [{clo:.1%}, {chi:.1%}] "
+                  f"(`python benchmarks/stories.py --model {r['model']}`)",
+                  f"\n![{path.stem}](../benchmarks/results/{path.stem}.png)"]
+    return "\n".join(lines) or "Not measured yet: run `python benchmarks/stories.py --model phenaki-shapes`."
+
+
+def data_section(results: Path) -> str:
+    r = load_json(results / "data.json")
+    if not r:
+        return "Not measured yet: run `python benchmarks/data.py`."
+    rates = ", ".join(f"{k} workers {v:.0f}" for k, v in r["clips_per_second"].items())
+    waits = ", ".join(f"{t['workers']} workers {t['wait_share']:.1%}" for t in r["training"])
+    return (f"Decoded clips/s from shards ({r['clip']}, {r['threads']} threads): {rates}. Share of a training step "
+            f"spent waiting for data: {waits} (`python benchmarks/data.py`).\n\n"
+            "![data](../benchmarks/results/data.png)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints")
@@ -154,6 +208,13 @@ def main() -> None:
     if plot:
         page += [f"![checker rates]({plot.name})", ""]
     page += ["## Latency", "", latency_section(args.results) or "Not measured yet.", "",
+             "## Any size and duration", "", sizes_section(args.checkpoints), "",
+             "## Samplers and sampling steps", "",
+             file_sections(args.results, "samplers_*.md", "python benchmarks/samplers.py --model MODEL"), "",
+             "## DiT conditioning (adaLN-Zero, in-context, cross-attention)", "",
+             file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py"), "",
+             "## Stories", "", stories_section(args.results), "",
+             "## Data throughput from shards", "", data_section(args.results), "",
              "## Side by side with a public peer (video-diffusion-pytorch)", "",
              generic_section(args.results / "peers.json", "benchmarks/setup_peers.sh && "
                              "benchmarks/.venv-peers/bin/python benchmarks/peers.py"), "",
