@@ -260,6 +260,29 @@ def encode(
                f"skipped {stats['skipped']} undecodable")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 opens it to your network."),
+    port: int = typer.Option(7860, "--port"),
+    max_queue: int = typer.Option(8, "--max-queue", help="Requests that may wait for the model; more get "
+                                  "'busy, retry later' (HTTP 503)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds a request may take, waiting included (504 beyond)."),
+    keep_minutes: float = typer.Option(30.0, "--keep-minutes", help="Minutes a generated video stays downloadable."),
+) -> None:
+    """Serve a web page and a JSON API (POST /generate, GET /models) for the bundled models.
+
+    Example: t2v serve --port 7860, then open http://127.0.0.1:7860 (needs pip install -e '.[web]')
+    """
+    from t2v.serve import require_web_extra
+
+    require_web_extra()
+    from t2v.serve.app import run
+    from t2v.serve.service import ServeConfig
+
+    run(ServeConfig(host=host, port=port, max_queue=max_queue, timeout_s=timeout, keep_minutes=keep_minutes),
+        echo=typer.echo)
+
+
 def main() -> None:
     """Entry point: user errors print one line (no traceback unless --debug) and exit 2."""
     # idle OpenMP threads sleep instead of spinning: spinning makes small ops crawl on a busy 2-core machine

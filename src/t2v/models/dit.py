@@ -73,9 +73,19 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
+def per_token(values: torch.Tensor, n_prefix: int, n: int) -> torch.Tensor:
+    """(B, 2, X) values for [clean prefix tokens, noisy tokens] -> (B, n, X), or (B, 1, X) without a prefix.
+
+    Modulation is computed once per kind of token rather than once per token."""
+    if n_prefix == 0:
+        return values[:, 1:]
+    return torch.cat([values[:, :1].expand(-1, n_prefix, -1), values[:, 1:].expand(-1, n - n_prefix, -1)], dim=1)
+
+
 class DiTBlock(nn.Module):
     """Self-attention (rotary 3D positions), cross-attention to text, MLP; adaLN-Zero modulation of
-    the self-attention and MLP branches from a per-token conditioning vector c (B, N, D)."""
+    the self-attention and MLP branches from conditioning vectors c (B, 2, D): one for the clean
+    prefix tokens (``n_prefix`` of them), one for the noisy tokens."""
 
     def __init__(self, dim: int, heads: int, conditioning: str) -> None:
         super().__init__()
@@ -88,9 +98,10 @@ class DiTBlock(nn.Module):
         self.mlp = FeedForward(dim)
         self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim)) if adaln else None
 
-    def forward(self, x, c, context, context_mask, rotary, attn_mask=None) -> torch.Tensor:
+    def forward(self, x, c, n_prefix, context, context_mask, rotary, attn_mask=None) -> torch.Tensor:
         if self.modulation is not None:
-            shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c).chunk(6, dim=-1)
+            mods = per_token(self.modulation(c), n_prefix, x.shape[1])  # (B, N or 1, 6D)
+            shift1, scale1, gate1, shift2, scale2, gate2 = mods.chunk(6, dim=-1)
             x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1), rotary=rotary)
         else:
             x = x + self.attn(self.norm1(x), rotary=rotary, attn_mask=attn_mask)
@@ -208,8 +219,7 @@ class DiT(TokenizerPrior):
         conditioning = self.config.conditioning
         if conditioning == "adaln-zero":
             clean = self.time_embed(timestep_embedding(torch.zeros_like(times), 256))
-            c = torch.cat([(clean + pooled)[:, None].expand(-1, n_prefix, -1),
-                           (t_emb + pooled)[:, None].expand(-1, h.shape[1] - n_prefix, -1)], dim=1)  # (B, N, D)
+            c = torch.stack([clean + pooled, t_emb + pooled], dim=1)  # (B, 2, D): prefix tokens, noisy tokens
         else:
             c = None
             if conditioning == "cross-attention":
@@ -224,11 +234,11 @@ class DiT(TokenizerPrior):
                 cos, sin = no_rotation(extra.shape[1], head_dim, device=x.device)
                 rotary = (torch.cat([cos, rotary[0]]), torch.cat([sin, rotary[1]]))
         for block in self.blocks:
-            h = block(h, c, context, context_mask, rotary, attn_mask)
+            h = block(h, c, n_prefix, context, context_mask, rotary, attn_mask)
         h = h[:, h.shape[1] - tokens.shape[1]:][:, n_prefix:]  # the noisy frames' tokens
         h = self.final_norm(h)
         if self.final_modulation is not None:
-            shift, scale = self.final_modulation(c[:, n_prefix:]).chunk(2, dim=-1)
+            shift, scale = self.final_modulation(c[:, 1:]).chunk(2, dim=-1)  # (B, 1, D) each
             h = modulate(h, shift, scale)
         return self.unpatchify(self.final(h), grid).to(x.dtype)
 

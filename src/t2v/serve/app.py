@@ -18,9 +18,10 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from t2v.errors import T2VError
-from t2v.serve.jobs import BUSY, Busy
+from t2v.serve.jobs import Busy
 from t2v.serve.requests import MAX_BODY_BYTES, parse_request
 from t2v.serve.service import ServeConfig, Service
 from t2v.serve.ui import build_ui
@@ -73,7 +74,11 @@ def add_api(app: FastAPI, service: Service) -> None:
     @app.exception_handler(T2VError)
     async def user_error(request: Request, e: T2VError) -> JSONResponse:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(e, Busy) else None
-        return error(getattr(e, "status", 400), str(e).splitlines()[0] if str(e) else BUSY, headers)
+        return error(getattr(e, "status", 400), " ".join(str(e).split()), headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        return error(e.status_code, str(e.detail), e.headers)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, e: Exception) -> JSONResponse:

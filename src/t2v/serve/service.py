@@ -56,7 +56,8 @@ class ModelInfo:
 
     name: str
     family: str
-    num_frames: list[int]  # frame counts it takes; the first is its default
+    video_shape: tuple[int, int, int]  # (num_frames, height, width) it makes by default
+    num_frames: list[int]  # every frame count it takes
     height: list[int]
     width: list[int]
     options: list[str]  # sampling options of the API it takes (steps, guidance, sampler)
@@ -116,8 +117,7 @@ def checker_verdict(frames: np.ndarray, prompt: str) -> dict | None:
 
 
 def _accepted(pipe: Pipeline, name: str, candidates: range) -> list[int]:
-    """The values of one size (num_frames, height or width) the model takes, its default first."""
-    default = dict(zip(("num_frames", "height", "width"), pipe.video_shape))[name]
+    """The values of one size (num_frames, height or width) the model takes, asking its own ``check_shape``."""
     values = []
     for value in candidates:
         try:
@@ -125,7 +125,7 @@ def _accepted(pipe: Pipeline, name: str, candidates: range) -> list[int]:
             values.append(value)
         except T2VError:
             pass
-    return [default] + [v for v in values if v != default]
+    return values
 
 
 class Service:
@@ -170,7 +170,7 @@ class Service:
 
         c = self.config
         return ModelInfo(
-            name=pipe.name, family=read_config(pipe.directory)["family"],
+            name=pipe.name, family=read_config(pipe.directory)["family"], video_shape=pipe.video_shape,
             num_frames=_accepted(pipe, "num_frames", range(1, c.max_frames + 1)),
             height=_accepted(pipe, "height", range(1, c.max_side_px + 1)),
             width=_accepted(pipe, "width", range(1, c.max_side_px + 1)),
@@ -203,7 +203,9 @@ class Service:
                 limit = c.max_frames if name == "num_frames" else c.max_side_px
                 raise T2VError(f"{name} must be at most {limit} on this server, got {value}")
         options = request.options
-        pipe.check_options(options)
+        for name in options:
+            if name not in info.options:
+                raise T2VError(f"{pipe.name} does not take {name}; it takes: {', '.join(info.options) or 'no options'}")
         if "steps" in options and not 1 <= options["steps"] <= c.max_steps:
             raise T2VError(f"steps must be 1..{c.max_steps} on this server, got {options['steps']}")
         if "guidance" in options and not 0 <= options["guidance"] <= c.max_guidance:

@@ -56,8 +56,8 @@ def describe(result: Result) -> str:
 
 def size_updates(info: ModelInfo) -> list:
     """Story box, size pickers and steps for a model: shown only where it has a choice."""
-    pickers = [gr.update(choices=values, value=values[0], visible=len(values) > 1)
-               for values in (info.num_frames, info.height, info.width)]
+    pickers = [gr.update(choices=values, value=default, visible=len(values) > 1)
+               for values, default in zip((info.num_frames, info.height, info.width), info.video_shape)]
     return [gr.update(visible=info.story, value=False), *pickers, gr.update(visible="steps" in info.options, value=None)]
 
 
@@ -67,7 +67,7 @@ def _number(value) -> int | None:
 
 def build_ui(service: Service, *, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
     """The page: a Generate tab, a Compare tab (one prompt, several models, seconds per video) and API help."""
-    names = list(service.models)
+    names = [service.default_model, *(n for n in service.models if n != service.default_model)]
     first = service.info(service.default_model)
 
     def generate(model, prompt, story, seed, num_frames, height, width, steps):
@@ -103,9 +103,9 @@ def build_ui(service: Service, *, delete_cache: tuple[int, int] | None = None) -
                     story = gr.Checkbox(label="Story: one prompt per line, followed in turn", visible=first.story)
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
                     with gr.Row():
-                        sizes = [gr.Dropdown(values, value=values[0], label=label, visible=len(values) > 1)
-                                 for label, values in (("Frames", first.num_frames), ("Height", first.height),
-                                                       ("Width", first.width))]
+                        sizes = [gr.Dropdown(values, value=default, label=label, visible=len(values) > 1)
+                                 for label, values, default in zip(("Frames", "Height", "Width"), (
+                                     first.num_frames, first.height, first.width), first.video_shape)]
                     steps = gr.Number(None, label="Steps (empty: the model's default)", precision=0, minimum=1,
                                       maximum=service.config.max_steps, visible="steps" in first.options)
                     button = gr.Button("Generate", variant="primary", elem_id="generate")
