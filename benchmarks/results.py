@@ -14,6 +14,8 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from t2v.eval.record import sizes_table
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_SETS = ("held_out", "seen", "paraphrase", "two_objects")
 
@@ -150,13 +152,7 @@ def sizes_section(checkpoints: Path) -> str:
         if not sizes:
             continue
         parts += [f"`{scores_path.parent.name}`, {sizes['prompt_set']} prompts "
-                  f"(`t2v eval {scores_path.parent.name} --suite sizes`):", "",
-                  "| frames x height x width | all right (95% CI) | difference | s / video |", "| --- | --- | --- | --- |"]
-        for size, row in sizes["sizes"].items():
-            low, high = row["ci95"]["all_right"]
-            parts.append(f"| {size} | {row['all_right']:.1%} [{low:.1%}, {high:.1%}] | "
-                         f"{row['difference_from_first']:+.1%} | {row['seconds_per_video']:.2f} |")
-        parts.append("")
+                  f"(`t2v eval {scores_path.parent.name} --suite sizes`):", "", *sizes_table(sizes), ""]
     return "\n".join(parts) or "Not measured yet: run `t2v eval dit-shapes --suite sizes`."
 
 

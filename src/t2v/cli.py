@@ -271,7 +271,7 @@ def serve(
 ) -> None:
     """Serve a web page and a JSON API (POST /generate, GET /models) for the bundled models.
 
-    Example: t2v serve --port 7860, then open http://127.0.0.1:7860 (needs pip install -e '.[web]')
+    Example: t2v serve --port 7860, then open http://127.0.0.1:7860 (needs: pip install -e '.\\[web]')
     """
     from t2v.serve import require_web_extra
 

@@ -40,14 +40,7 @@ def scores_markdown(results: dict, commands: list[str]) -> str:
                          f"{r['motion']:.1%} | **{r['all_right']:.1%}** [{low:.1%}, {high:.1%}] |")
         lines.append("")
     if "sizes" in results:
-        r = results["sizes"]
-        lines += [f"Any size and duration ({r['prompt_set']} prompts):", "",
-                  "| frames x height x width | all right (95% CI) | difference | s / video |", "| --- | --- | --- | --- |"]
-        for size, row in r["sizes"].items():
-            low, high = row["ci95"]["all_right"]
-            lines.append(f"| {size} | {row['all_right']:.1%} [{low:.1%}, {high:.1%}] | "
-                         f"{row['difference_from_first']:+.1%} | {row['seconds_per_video']:.2f} |")
-        lines.append("")
+        lines += [f"Any size and duration ({results['sizes']['prompt_set']} prompts):", "", *sizes_table(results["sizes"]), ""]
     if "recon" in results:
         r = results["recon"]
         usage = f", codebook usage {r['codebook_usage']:.1%}" if "codebook_usage" in r else ""
@@ -64,6 +57,16 @@ def scores_markdown(results: dict, commands: list[str]) -> str:
         lines.append(f"- speed: {r['seconds_per_video']:.3f} s per {r['video']} video (median, {r['threads']} threads, "
                      f"{r['cpu']}), peak RSS {r['peak_rss_mb']:.0f} MiB")
     return "\n".join(lines) + "\n"
+
+
+def sizes_table(sizes: dict) -> list[str]:
+    """Markdown rows of the sizes suite: checker rate per frames x height x width."""
+    lines = ["| frames x height x width | all right (95% CI) | difference | s / video |", "| --- | --- | --- | --- |"]
+    for size, row in sizes["sizes"].items():
+        low, high = row["ci95"]["all_right"]
+        lines.append(f"| {size} | {row['all_right']:.1%} [{low:.1%}, {high:.1%}] | "
+                     f"{row['difference_from_first']:+.1%} | {row['seconds_per_video']:.2f} |")
+    return lines
 
 
 def record_scores(directory: str | Path, results: dict, command: str) -> None:

@@ -113,6 +113,8 @@ class DiTBlock(nn.Module):
 
 
 class DiT(TokenizerPrior):
+    """Diffusion transformer over spacetime patches of the frozen video VAE's (normalised) latents."""
+
     family = "dit"
     config_class = DiTConfig
     presets: dict = {}  # filled at the end of the file

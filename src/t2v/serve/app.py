@@ -11,7 +11,6 @@ large, 503 "busy, retry later" (queue full), 504 past the time limit.
 from __future__ import annotations
 
 import contextlib
-import logging
 from dataclasses import asdict
 
 import gradio as gr
@@ -24,9 +23,8 @@ from t2v.errors import T2VError
 from t2v.serve.jobs import Busy
 from t2v.serve.requests import MAX_BODY_BYTES, parse_request
 from t2v.serve.service import ServeConfig, Service
-from t2v.serve.ui import build_ui
+from t2v.serve.ui import CSS, build_ui
 
-log = logging.getLogger("t2v.serve")
 MEDIA_TYPES = {".mp4": "video/mp4", ".png": "image/png"}
 RETRY_AFTER_S = 2
 
@@ -82,7 +80,7 @@ def add_api(app: FastAPI, service: Service) -> None:
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, e: Exception) -> JSONResponse:
-        log.exception("error while serving %s", request.url.path)
+        # Starlette re-raises it after this answer, so the server's log gets the traceback
         return error(500, f"internal error: {type(e).__name__}; the server keeps running, see its log")
 
     @app.get("/models")
@@ -119,7 +117,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     blocks = build_ui(service, delete_cache=(max(1, min(60, keep_s // 4)), max(1, keep_s)))
     return gr.mount_gradio_app(app, blocks, path="/", footer_links=[], ssr_mode=False, show_error=True,
                                allowed_paths=[str(service.store.root)], max_file_size=MAX_BODY_BYTES,
-                               mcp_server=False)
+                               mcp_server=False, css=CSS)
 
 
 def run(config: ServeConfig, echo=print) -> None:

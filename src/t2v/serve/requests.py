@@ -54,7 +54,7 @@ def parse_request(body: bytes) -> GenerateRequest:
     known = [f.name for f in fields(GenerateRequest)]
     unknown = sorted(set(payload) - set(known))
     if unknown:
-        raise T2VError(f"unknown field {unknown[0]!r}; known fields: {', '.join(known)}")
+        raise T2VError(f"unknown field {unknown[0][:40]!r}; known fields: {', '.join(known)}")
     values = {name: _checked(name, value) for name, value in payload.items() if value is not None}
     if "story" in values:
         values["story"] = tuple(values["story"])
@@ -67,8 +67,15 @@ def _checked(name: str, value):
         raise T2VError(f"{name} must be an integer, got {json.dumps(value)[:40]}")
     if name in _STRINGS and not isinstance(value, str):
         raise T2VError(f"{name} must be a string, got {json.dumps(value)[:40]}")
-    if name == "guidance" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+    if name == "guidance" and not _finite_number(value):
         raise T2VError(f"guidance must be a number, got {json.dumps(value)[:40]}")
     if name == "story" and (not isinstance(value, list) or not all(isinstance(p, str) for p in value)):
         raise T2VError('story must be a list of prompts, e.g. ["a red circle moving left", "the red circle moving up"]')
     return value
+
+
+def _finite_number(value) -> bool:
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False

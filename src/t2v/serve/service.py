@@ -45,9 +45,10 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise T2VError(f"port must be 1..65535, got {self.port}")
-        for name in ("max_queue", "timeout_s", "keep_minutes", "threads"):
+        for name, option in (("max_queue", "max-queue"), ("timeout_s", "timeout"), ("keep_minutes", "keep-minutes"),
+                             ("threads", "threads")):
             if not getattr(self, name) > 0:
-                raise T2VError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise T2VError(f"{option} must be positive, got {getattr(self, name)}")
 
 
 @dataclass
@@ -182,41 +183,51 @@ class Service:
 
     def prepare(self, request: GenerateRequest) -> Callable[[], Result]:
         """Check a request completely (one-line T2VError otherwise) and return the job that runs it."""
-        c = self.config
         pipe = self.pipeline(request.model)
-        if (request.prompt is None) == (request.story is None):
-            raise T2VError('give either "prompt" or "story" (a list of prompts), not both or neither')
-        if request.story is not None:
-            if not hasattr(pipe, "story"):
-                raise T2VError(f"{pipe.name} cannot follow a story; use a Phenaki model, e.g. phenaki-shapes")
-            if not 1 <= len(request.story) <= c.max_story_prompts:
-                raise T2VError(f"a story takes 1 to {c.max_story_prompts} prompts here, got {len(request.story)}")
-        prompts = [check_prompt(p) for p in request.prompts]
+        info = self.info(pipe.name)
+        prompts = self._check_prompts(info, request)
         seed = check_seed(request.seed)
         if seed > MAX_SEED:
             raise T2VError(f"seed must be at most {MAX_SEED}, got {seed}")
-        shape = dict(num_frames=request.num_frames, height=request.height, width=request.width)
-        pipe.check_shape(**shape)
-        info = self.info(pipe.name)
-        for name, value in shape.items():
-            if value is not None and value not in getattr(info, name):
-                limit = c.max_frames if name == "num_frames" else c.max_side_px
-                raise T2VError(f"{name} must be at most {limit} on this server, got {value}")
-        options = request.options
-        for name in options:
-            if name not in info.options:
-                raise T2VError(f"{pipe.name} does not take {name}; it takes: {', '.join(info.options) or 'no options'}")
-        if "steps" in options and not 1 <= options["steps"] <= c.max_steps:
-            raise T2VError(f"steps must be 1..{c.max_steps} on this server, got {options['steps']}")
-        if "guidance" in options and not 0 <= options["guidance"] <= c.max_guidance:
-            raise T2VError(f"guidance must be 0..{c.max_guidance:g} on this server, got {options['guidance']}")
+        shape = self._check_shape(pipe, info, request)
+        options = self._check_options(info, request.options)
         if request.story is not None:
             def draw() -> Video:
-                return pipe.story(prompts, seed=seed, num_frames=request.num_frames, **options)
+                return pipe.story(prompts, seed=seed, num_frames=shape["num_frames"], **options)
         else:
             def draw() -> Video:
                 return pipe(prompts[0], seed=seed, **shape, **options)
         return lambda: self._run(pipe.name, prompts, seed, draw)
+
+    def _check_prompts(self, info: ModelInfo, request: GenerateRequest) -> list[str]:
+        if (request.prompt is None) == (request.story is None):
+            raise T2VError('give either "prompt" or "story" (a list of prompts), not both or neither')
+        if request.story is not None and not info.story:
+            raise T2VError(f"{info.name} cannot follow a story; use a Phenaki model, e.g. phenaki-shapes")
+        if request.story is not None and not 1 <= len(request.story) <= self.config.max_story_prompts:
+            raise T2VError(f"a story takes 1 to {self.config.max_story_prompts} prompts here, got {len(request.story)}")
+        return [check_prompt(p) for p in request.prompts]
+
+    def _check_shape(self, pipe: Pipeline, info: ModelInfo, request: GenerateRequest) -> dict:
+        """The model's own check first (its message says what it takes), then this server's limits."""
+        shape = dict(num_frames=request.num_frames, height=request.height, width=request.width)
+        pipe.check_shape(**shape)
+        for name, value in shape.items():
+            if value is not None and value not in getattr(info, name):
+                limit = self.config.max_frames if name == "num_frames" else self.config.max_side_px
+                raise T2VError(f"{name} must be at most {limit} on this server, got {value}")
+        return shape
+
+    def _check_options(self, info: ModelInfo, options: dict) -> dict:
+        c = self.config
+        for name in options:
+            if name not in info.options:
+                raise T2VError(f"{info.name} does not take {name}; it takes: {', '.join(info.options) or 'no options'}")
+        if not 1 <= options.get("steps", 1) <= c.max_steps:
+            raise T2VError(f"steps must be 1..{c.max_steps} on this server, got {options['steps']}")
+        if not 0 <= options.get("guidance", 0) <= c.max_guidance:
+            raise T2VError(f"guidance must be 0..{c.max_guidance:g} on this server, got {options['guidance']}")
+        return options
 
     def _run(self, model: str, prompts: list[str], seed: int, draw: Callable[[], Video]) -> Result:
         """Generate, write the mp4 and contact sheet (each atomically), then judge (in the worker thread)."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 import gradio as gr
 
 from t2v.errors import T2VError
+from t2v.eval.shapes import ATTRIBUTES
 from t2v.pipelines.base import MAX_PROMPT_CHARS
 from t2v.serve.requests import GenerateRequest
 from t2v.serve.service import MAX_SEED, ModelInfo, Result, Service
 
-ATTRIBUTES = ("colour", "shape", "size", "motion")
 EXAMPLE_PROMPT = "a large red circle moving left"
+VIDEO_HEIGHT_PX = 320
+CSS = "video, #result-sheet img { image-rendering: pixelated; }"  # 64-pixel videos: sharp pixels, not blur
 INTRO = ("# t2v: text to video\nSmall models trained on the Moving Shapes world. Prompts name a colour, shape, "
          "size and motion, e.g. *a small blue square moving up*; the checker then says what it sees.")
 API_HELP = """Beside this page the server answers JSON:
@@ -58,7 +60,8 @@ def size_updates(info: ModelInfo) -> list:
     """Story box, size pickers and steps for a model: shown only where it has a choice."""
     pickers = [gr.update(choices=values, value=default, visible=len(values) > 1)
                for values, default in zip((info.num_frames, info.height, info.width), info.video_shape)]
-    return [gr.update(visible=info.story, value=False), *pickers, gr.update(visible="steps" in info.options, value=None)]
+    steps = gr.update(visible="steps" in info.options, value=None)
+    return [gr.update(visible=info.story, value=False), *pickers, steps]
 
 
 def _number(value) -> int | None:
@@ -68,7 +71,20 @@ def _number(value) -> int | None:
 def build_ui(service: Service, *, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
     """The page: a Generate tab, a Compare tab (one prompt, several models, seconds per video) and API help."""
     names = [service.default_model, *(n for n in service.models if n != service.default_model)]
-    first = service.info(service.default_model)
+    with gr.Blocks(title="t2v", analytics_enabled=False, delete_cache=delete_cache) as page:
+        gr.Markdown(INTRO)
+        with gr.Tab("Generate"):
+            generate_tab(service, names)
+        with gr.Tab("Compare"):
+            compare_tab(service, names)
+        with gr.Tab("API"):
+            gr.Markdown(API_HELP)
+    return page
+
+
+def generate_tab(service: Service, names: list[str]) -> None:
+    """Model, prompt (or story), seed and the sizes/steps the model takes -> video, verdict, contact sheet."""
+    first = service.info(names[0])
 
     def generate(model, prompt, story, seed, num_frames, height, width, steps):
         lines = [line for line in (prompt or "").splitlines() if line.strip()]
@@ -81,6 +97,33 @@ def build_ui(service: Service, *, delete_cache: tuple[int, int] | None = None) -
             raise gr.Error(str(e)) from None
         return str(result.video_path), str(result.sheet_path), describe(result)
 
+    with gr.Row():
+        with gr.Column():
+            model = gr.Dropdown(names, value=first.name, label="Model", elem_id="model")
+            prompt = gr.Textbox(EXAMPLE_PROMPT, label="Prompt", lines=2, max_length=MAX_PROMPT_CHARS, elem_id="prompt")
+            story = gr.Checkbox(label="Story: one prompt per line, followed in turn", visible=first.story)
+            seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+            with gr.Row():
+                sizes = [gr.Dropdown(values, value=default, label=label, visible=len(values) > 1)
+                         for label, values, default in zip(("Frames", "Height", "Width"),
+                                                           (first.num_frames, first.height, first.width),
+                                                           first.video_shape)]
+            steps = gr.Number(None, label="Steps (empty: the model's default)", precision=0, minimum=1,
+                              maximum=service.config.max_steps, visible="steps" in first.options)
+            button = gr.Button("Generate", variant="primary", elem_id="generate")
+        with gr.Column():
+            video = gr.Video(label="Video", elem_id="result-video", autoplay=True, loop=True, interactive=False,
+                             height=VIDEO_HEIGHT_PX)
+            about = gr.Markdown(elem_id="result-info")
+            sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="result-sheet")
+    model.change(lambda name: size_updates(service.info(name)), model, [story, *sizes, steps])
+    button.click(generate, [model, prompt, story, seed, *sizes, steps], [video, sheet, about],
+                 concurrency_limit=None)  # the service's queue decides who waits
+
+
+def compare_tab(service: Service, names: list[str]) -> None:
+    """One prompt through each chosen model in turn; each shows its video, seconds per video and verdict."""
+
     def compare(prompt, seed, chosen):
         shown = {name: (None, "not chosen") for name in names}
         for name in [n for n in names if n in chosen]:
@@ -90,44 +133,17 @@ def build_ui(service: Service, *, delete_cache: tuple[int, int] | None = None) -
                                verdict_markdown(result.prompts[0], result.verdicts[0]))
             except T2VError as e:
                 shown[name] = (None, f"error: {e}")
-            yield [part for name in names for part in shown[name]]
+            yield [part for video_and_text in shown.values() for part in video_and_text]
 
-    with gr.Blocks(title="t2v", analytics_enabled=False, delete_cache=delete_cache) as page:
-        gr.Markdown(INTRO)
-        with gr.Tab("Generate"):
-            with gr.Row():
-                with gr.Column():
-                    model = gr.Dropdown(names, value=first.name, label="Model", elem_id="model")
-                    prompt = gr.Textbox(EXAMPLE_PROMPT, label="Prompt", lines=2, max_length=MAX_PROMPT_CHARS,
-                                        elem_id="prompt")
-                    story = gr.Checkbox(label="Story: one prompt per line, followed in turn", visible=first.story)
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
-                    with gr.Row():
-                        sizes = [gr.Dropdown(values, value=default, label=label, visible=len(values) > 1)
-                                 for label, values, default in zip(("Frames", "Height", "Width"), (
-                                     first.num_frames, first.height, first.width), first.video_shape)]
-                    steps = gr.Number(None, label="Steps (empty: the model's default)", precision=0, minimum=1,
-                                      maximum=service.config.max_steps, visible="steps" in first.options)
-                    button = gr.Button("Generate", variant="primary", elem_id="generate")
-                with gr.Column():
-                    video = gr.Video(label="Video", elem_id="result-video", autoplay=True, loop=True, interactive=False)
-                    sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="result-sheet")
-                    about = gr.Markdown(elem_id="result-info")
-            model.change(lambda name: size_updates(service.info(name)), model, [story, *sizes, steps])
-            button.click(generate, [model, prompt, story, seed, *sizes, steps], [video, sheet, about],
-                         concurrency_limit=None)  # the service's queue decides who waits
-        with gr.Tab("Compare"):
-            compare_prompt = gr.Textbox(EXAMPLE_PROMPT, label="Prompt", max_length=MAX_PROMPT_CHARS)
-            with gr.Row():
-                compare_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
-                chosen = gr.CheckboxGroup(names, value=names, label="Models")
-            compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
-            outputs = []
-            with gr.Row():
-                for name in names:
-                    with gr.Column():
-                        outputs += [gr.Video(label=name, autoplay=True, loop=True, interactive=False), gr.Markdown()]
-            compare_button.click(compare, [compare_prompt, compare_seed, chosen], outputs, concurrency_limit=None)
-        with gr.Tab("API"):
-            gr.Markdown(API_HELP)
-    return page
+    prompt = gr.Textbox(EXAMPLE_PROMPT, label="Prompt", max_length=MAX_PROMPT_CHARS)
+    with gr.Row():
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+        chosen = gr.CheckboxGroup(names, value=names, label="Models")
+    button = gr.Button("Compare", variant="primary", elem_id="compare")
+    outputs = []
+    with gr.Row():
+        for name in names:
+            with gr.Column():
+                outputs += [gr.Video(label=name, autoplay=True, loop=True, interactive=False, height=VIDEO_HEIGHT_PX),
+                            gr.Markdown()]
+    button.click(compare, [prompt, seed, chosen], outputs, concurrency_limit=None)
