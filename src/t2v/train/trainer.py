@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import random
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -141,9 +141,9 @@ class Trainer:
         if self.world > 1:
             self.accelerator = make_accelerator(cfg, self.device)
             self.device = self.accelerator.device
-            self.model.to(self.device).train()
-            self.loss_module = self.accelerator.prepare_model(self.loss_module)  # DDP / FSDP wrapper
         self.model.to(self.device).train()
+        if self.accelerator is not None:
+            self.loss_module = self.accelerator.prepare_model(self.loss_module)  # DDP / FSDP wrapper
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
         self.trainable = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
