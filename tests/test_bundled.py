@@ -44,3 +44,31 @@ def test_demo_command_writes_a_playable_mp4_and_contact_sheet(tmp_path):
     assert video.frames.shape == (16, 64, 64, 3)
     assert judge_video(video.frames, PROMPT).all_right
     assert (tmp_path / "demo.png").stat().st_size > 0
+
+
+# ----------------------------------------------------------------------------- the other bundled families
+CHECKPOINTS = BUNDLED.parent
+
+
+@pytest.mark.parametrize("name, stages", [("phenaki-shapes", ["phenaki-cvivit", "phenaki"]),
+                                          ("dit-shapes", ["video-vae", "dit"])])
+def test_other_bundles_are_small_and_documented(name, stages):
+    directory = CHECKPOINTS / name
+    assert sum(f.stat().st_size for f in directory.iterdir()) <= 25 * 2**20
+    card = (directory / "README.md").read_text()
+    for stage in stages:
+        assert f"t2v train {stage} --config" in card, stage
+    assert "## Measured scores" in card
+    assert [s["family"] for s in json.loads((directory / "training.json").read_text())["stages"]] == stages
+    assert {"held_out", "seen", "paraphrase", "two_objects"} <= set(json.loads((directory / "scores.json").read_text())
+                                                                    ["suites"]["shapes"])
+
+
+def test_bundled_dit_draws_a_seen_prompt_right_at_any_size():
+    pipe = load_pipeline("dit-shapes")
+    video = pipe(PROMPT, seed=0)
+    assert video.frames.shape == (16, 64, 64, 3) and judge_video(video.frames, PROMPT).all_right
+    assert pipe(PROMPT, seed=0, num_frames=24, height=48, width=80).frames.shape == (24, 48, 80, 3)
+    assert pipe(PROMPT, seed=0, num_frames=1).frames.shape == (1, 64, 64, 3)
+    longer = pipe.extend(video, PROMPT, seed=1, num_frames=8)
+    assert longer.num_frames == 24 and (longer.frames[:16] == video.frames).all()
