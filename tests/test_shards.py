@@ -178,3 +178,15 @@ def test_cached_codes_equal_encoding_now_and_train_a_prior(shards, tmp_path, tin
     assert torch.equal(batch["latents"], tiny_videogpt.stage1_codes(frames, torch.device("cpu")))
     loss, _ = tiny_videogpt.train().training_loss(batch)  # trains on the cache: no video in the batch
     assert "video" not in batch and torch.isfinite(loss)
+
+
+def test_buckets_decode_each_batch_at_its_own_size(shards):
+    config = ShardDataConfig(shards=str(shards), num_frames=FRAMES, height=32, width=32,
+                             buckets=[[8, 32, 32], [4, 16, 48]])
+    plain, workers = ShardStream(config), ShardStream(ShardDataConfig(**{**config.__dict__, "workers": 2}))
+    shapes = set()
+    for position in range(0, 24, 4):
+        a, b = plain.batch(position, 4), workers.batch(position, 4)
+        assert torch.equal(a["video"], b["video"])
+        shapes.add(tuple(a["video"].shape[1:4]))
+    assert shapes == {(8, 32, 32), (4, 16, 48)}

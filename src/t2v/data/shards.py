@@ -23,7 +23,7 @@ import random
 import tarfile
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from t2v.data.files import CSVVideoDataset, VideoFolderDataset
+from t2v.data.stream import choose_bucket
 from t2v.errors import T2VError
 from t2v.video import Video, read_video, read_video_bytes
 
@@ -116,6 +117,8 @@ class ShardDataConfig:
     fps: float = 8.0
     seed: int = 0
     workers: int = 0  # DataLoader worker processes that decode ahead of the training step
+    # (num_frames, height, width) per global batch, for families that train on mixed sizes; empty: the fixed size
+    buckets: list[list[int]] = field(default_factory=list)
 
 
 def shard_index(path: Path) -> list[dict]:
@@ -184,21 +187,28 @@ class ShardStream:
                 raise T2VError(f"rank {self.rank}'s shards hold no samples")
             epoch += 1
 
-    def sample(self, position: int) -> dict:
-        """Sample ``position`` of this rank: {"video" or "latent", "caption"}, or {"skipped": shard name}."""
+    def sample(self, position: int, size: tuple[int, int, int] | None = None) -> dict:
+        """Sample ``position`` of this rank, decoded at ``size`` (frames, height, width; default: the
+        config's): {"video" or "latent", "caption"}, or {"skipped": shard name}."""
         shard, i = self.locate(position)
         entry = self.index[shard][i]
         if "latent" in entry:
             return {"latent": torch.from_numpy(read_latent(self.shards[shard], entry["latent"])),
                     "caption": entry.get("caption", "")}
-        return self.decode_entry(self.shards[shard], entry)
+        return self.decode_entry(self.shards[shard], entry, size)
 
-    def decode_entry(self, path: Path, entry: dict) -> dict:
+    def bucket(self, position: int, batch_size: int) -> tuple[int, int, int] | None:
+        """The size of the batch holding this rank's sample ``position`` (shared by the global batch)."""
+        block = position // batch_size
+        return choose_bucket(self.config.buckets, self.config.seed, block * self.world * batch_size)
+
+    def decode_entry(self, path: Path, entry: dict, size: tuple[int, int, int] | None = None) -> dict:
         """{"video", "caption"} of one indexed sample of shard ``path``, or {"skipped": shard name}."""
         c = self.config
+        num_frames, height, width = size or (c.num_frames, c.height, c.width)
         try:
             video = read_video_bytes(read_member(path, entry["video"]), name=f"{entry['key']}.{entry['video'][2]}",
-                                     fps=c.fps, size=(c.height, c.width), num_frames=c.num_frames)
+                                     fps=c.fps, size=(height, width), num_frames=num_frames)
         except T2VError:
             return {"skipped": path.name}
         return {"video": torch.from_numpy(video.frames), "caption": entry.get("caption", "")}
@@ -220,9 +230,10 @@ class ShardStream:
     def batch(self, position: int, batch_size: int) -> dict:
         """Samples [position, position + batch_size) of this rank; undecodable ones are dropped and counted."""
         if self.config.workers <= 0:
-            return self.collate([self.sample(position + i) for i in range(batch_size)])
+            size = self.bucket(position, batch_size)
+            return self.collate([self.sample(position + i, size) for i in range(batch_size)])
         if self._loader is None or self._next != (position, batch_size):
-            dataset = _Positions(self, position)
+            dataset = _Positions(self, position, batch_size)
             self._loader = iter(DataLoader(dataset, batch_size=batch_size, num_workers=self.config.workers,
                                            collate_fn=list, prefetch_factor=2, persistent_workers=False))
         items = next(self._loader)
@@ -293,11 +304,12 @@ def encode_shards(model, shards: str | Path, out_dir: str | Path, *, batch_size:
 class _Positions(Dataset):
     """Map-style view of a rank's samples from ``start`` on, so DataLoader workers decode ahead in order."""
 
-    def __init__(self, stream: ShardStream, start: int) -> None:
-        self.stream, self.start = stream, start
+    def __init__(self, stream: ShardStream, start: int, batch_size: int) -> None:
+        self.stream, self.start, self.batch_size = stream, start, batch_size
 
     def __len__(self) -> int:
         return 2**62
 
     def __getitem__(self, i: int) -> dict:
-        return self.stream.sample(self.start + i)
+        position = self.start + i
+        return self.stream.sample(position, self.stream.bucket(position, self.batch_size))

@@ -37,6 +37,13 @@ def object_labels(obj: ShapeObject) -> torch.Tensor:
     return torch.tensor([values.index(getattr(obj, name)) for name, values in ATTRIBUTES.items()])
 
 
+def choose_bucket(buckets: list[list[int]], seed: int, position: int) -> tuple[int, int, int] | None:
+    """The (num_frames, height, width) of the global batch that starts at ``position`` (None: no buckets)."""
+    if not buckets:
+        return None
+    return tuple(buckets[random.Random(f"bucket:{seed}:{position}").randrange(len(buckets))])
+
+
 class ShapesStream(IterableDataset):
     """Example ``i`` is a pure function of (seed, i): iterate from any ``start`` position.
 
@@ -66,11 +73,7 @@ class ShapesStream(IterableDataset):
             index += 1
 
     def bucket(self, position: int) -> tuple[int, int, int] | None:
-        """The (num_frames, height, width) of the global batch that starts at ``position`` (None: the fixed size)."""
-        buckets = self.config.buckets
-        if not buckets:
-            return None
-        return tuple(buckets[random.Random(f"bucket:{self.config.seed}:{position}").randrange(len(buckets))])
+        return choose_bucket(self.config.buckets, self.config.seed, position)
 
     def batch(self, position: int, batch_size: int) -> dict:
         """This process's examples [position, position + batch_size) stacked: video uint8 (B, T, H, W, 3),
