@@ -7,13 +7,13 @@ PROMPT ?= a large red circle moving left
 export OMP_WAIT_POLICY ?= PASSIVE
 
 MODELS ?= videogpt-shapes
-.PHONY: demo test install results peers clean
+.PHONY: demo test install browser results peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,web]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,8 +23,15 @@ demo: $(STAMP)
 	@echo 'prompt: $(PROMPT)'
 	$(BIN)/t2v generate "$(PROMPT)" -o outputs/demo.mp4 --sheet --seed 0
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# headless Chromium for the browser test of `t2v serve`, from the system package registry where we may
+# install (root and apt-get); elsewhere that one test is skipped
+browser:
+	@command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "no chromium + chromedriver here: tests/test_browser.py will be skipped"
 
 # every figure of docs/results.md and the README table, re-measured (about 10 minutes per model on 2 CPU cores)
 results: $(STAMP)
