@@ -68,6 +68,8 @@ def test_bundled_dit_draws_a_seen_prompt_right_at_any_size():
     pipe = load_pipeline("dit-shapes")
     video = pipe(PROMPT, seed=0)
     assert video.frames.shape == (16, 64, 64, 3) and judge_video(video.frames, PROMPT).all_right
+    wide = pipe(PROMPT, seed=0, height=48, width=80)
+    assert wide.frames.shape == (16, 48, 80, 3) and judge_video(wide.frames, PROMPT).all_right
     assert pipe(PROMPT, seed=0, num_frames=24, height=48, width=80).frames.shape == (24, 48, 80, 3)
     assert pipe(PROMPT, seed=0, num_frames=1).frames.shape == (1, 64, 64, 3)
     longer = pipe.extend(video, PROMPT, seed=1, num_frames=8)
