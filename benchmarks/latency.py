@@ -3,7 +3,8 @@
     python benchmarks/latency.py --model videogpt-shapes --threads 2   # -> benchmarks/results/latency_videogpt-shapes.json
 
 Median of ``--repeats`` runs after two warm-up runs; for autoregressive families it also
-times sampling without the KV cache and reports the number of tokens per video.
+times sampling without the KV cache; token models report their tokens per video, and models with
+a choice of sampling steps their default number of steps.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def main() -> None:
               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
     if hasattr(pipe.model, "num_tokens"):
         result["tokens_per_video"] = pipe.model.num_tokens
+    if "steps" in getattr(pipe.model, "sampling_options", ()):
+        config = pipe.model.config  # the default number of sampling steps: MaskGIT's, or the diffusion sampler's
+        result["steps"] = getattr(config, "steps", None) or config.diffusion.steps
+    if "use_cache" in getattr(pipe.model, "sampling_options", ()):
         no_cache, _ = median_seconds(lambda: pipe(PROMPT, seed=0, use_cache=False), repeats=3, warmup=1)
         result["seconds_per_video_without_kv_cache"] = round(no_cache, 4)
         result["kv_cache_speedup"] = round(no_cache / median, 2)

@@ -121,6 +121,10 @@ def latency_section(results: Path) -> str:
     return "\n".join(lines)
 
 
+EQUAL_MINUTES_COMMAND = ("benchmarks/.venv-peers/bin/python benchmarks/peers.py --train-minutes 5 --peer-precisions bf16 "
+                         "--peer-steps 1 --peer-eval-videos 10 --eval-videos 50 --json benchmarks/results/peers_equal_minutes.json")
+
+
 def generic_section(path: Path, command: str) -> str:
     """A benchmark that brings its own markdown table (``"markdown"`` key) and plot (``"plot"``)."""
     r = load_json(path)
@@ -171,6 +175,22 @@ def stories_section(results: Path) -> str:
     return "\n".join(lines) or "Not measured yet: run `python benchmarks/stories.py --model phenaki-shapes`."
 
 
+def serve_section(results: Path) -> str:
+    command = "python benchmarks/serve_load.py --clients 20 --seconds 60"
+    r = load_json(results / "serve_load.json")
+    if not r:
+        return f"Not measured yet: run `{command}`."
+    lat, rss = r["latency_s"], r["rss_mb"]
+    return "\n".join([
+        "| clients x seconds | served | p50 / p95 latency | busy answers | other errors | half-written files | server RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| {r['clients']} x {r['seconds']:g} s | {r['requests_served']} ({r['served_per_s']:.2f}/s) | "
+        f"{lat['p50']:.2f} / {lat['p95']:.2f} s | {r['busy_answers']} | {r['other_errors']} | {r['partial_files']} | "
+        f"{rss['before']:.0f} -> {rss['after']:.0f} MiB ({rss['growth_pct']:+.1f}%) |", "",
+        f"`t2v serve` with `{r['model']}`, queue {r['server']['max_queue']}, {r['cpu_count']} CPU cores; latency "
+        f"includes the wait in the queue. Command: `{command}`."])
+
+
 def data_section(results: Path) -> str:
     r = load_json(results / "data.json")
     if not r:
@@ -207,13 +227,18 @@ def main() -> None:
              "## Any size and duration", "", sizes_section(args.checkpoints), "",
              "## Samplers and sampling steps", "",
              file_sections(args.results, "samplers_*.md", "python benchmarks/samplers.py --model MODEL"), "",
+             "## Guidance and temperature (tuning prompts)", "",
+             file_sections(args.results, "sweep_*.md", "python benchmarks/sweep.py --model MODEL --guidance 1.5 3 5 8"), "",
              "## DiT conditioning (adaLN-Zero, in-context, cross-attention)", "",
              file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py"), "",
              "## Stories", "", stories_section(args.results), "",
              "## Data throughput from shards", "", data_section(args.results), "",
+             "## Web server under load", "", serve_section(args.results), "",
              "## Side by side with a public peer (video-diffusion-pytorch)", "",
              generic_section(args.results / "peers.json", "benchmarks/setup_peers.sh && "
                              "benchmarks/.venv-peers/bin/python benchmarks/peers.py"), "",
+             "### At equal training minutes", "",
+             generic_section(args.results / "peers_equal_minutes.json", EQUAL_MINUTES_COMMAND), "",
              "## Compute: achieved FLOP/s against the machine's matmul peak", "",
              generic_section(args.results / "flops.json", "python benchmarks/flops.py"), ""]
     args.out.write_text("\n".join(page))

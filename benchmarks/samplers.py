@@ -44,7 +44,7 @@ def main() -> None:
     stem = RESULTS / f"samplers_{pipe.name}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"model": pipe.name, "prompts": f"seen pairs, n={args.n}, seed 0", "threads": args.threads,
-            "note": "seconds per video include the VAE decoder and are measured in batches of 16"}
+            "note": "seconds per video include decoding to pixels and are measured in batches of 16"}
     stem.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table(rows, meta))
     plot(rows, stem.with_suffix(".png"), pipe.name)

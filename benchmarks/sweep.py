@@ -1,0 +1,114 @@
+"""Sampling settings against quality: the checker's all-right rate for each combination of guidance
+scale (and sampling temperature, for the token models) on a *tuning* draw of the prompt sets, so a
+model's default can be chosen without looking at the evaluation prompts.
+
+    python benchmarks/sweep.py --model videogpt-shapes --guidance 1.5 3 5 8 --temperature 1.0 0.7
+    python benchmarks/sweep.py --model dit-shapes --guidance 2 4 6 9
+    # -> benchmarks/results/sweep_MODEL.{json,md,png}
+
+The tuning prompts are the seen and held-out sets drawn with ``--seed 1`` (`t2v eval` uses seed 0):
+other prompts, other noise. Each cell is scored on both sets together (2 x n videos).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import torch
+
+from t2v import load_pipeline
+from t2v.eval.run import checker_rates
+from t2v.eval.shapes import wilson_interval
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROMPT_SETS = ("seen", "held_out")
+
+
+def score_cell(pipe, options: dict, *, n: int, seed: int) -> dict:
+    """All-right rate over the tuning prompt sets with ``options``; per-set rates beside it."""
+    per_set = {name: checker_rates(pipe, prompt_set_name=name, n=n, seed=seed, **options) for name in PROMPT_SETS}
+    right = sum(round(r["all_right"] * n) for r in per_set.values())
+    total = n * len(per_set)
+    return {**options, "all_right": right / total, "ci95": list(wilson_interval(right, total)),
+            **{f"{name}_all_right": r["all_right"] for name, r in per_set.items()},
+            "seconds_per_video": sum(r["seconds_per_video"] for r in per_set.values()) / len(per_set)}
+
+
+def grid(args, pipe) -> list[dict]:
+    """Every combination of the swept options that the model takes."""
+    takes = set(getattr(pipe.model, "sampling_options", ()))
+    axes = {"guidance": args.guidance, "temperature": args.temperature if "temperature" in takes else None}
+    axes = {name: values for name, values in axes.items() if values}
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+
+
+def table(rows: list[dict], meta: dict) -> str:
+    names = [k for k in ("guidance", "temperature") if k in rows[0]]
+    lines = [f"Sampling sweep for `{meta['model']}` ({meta['prompts']}; the evaluation uses seed 0).", "",
+             "| " + " | ".join(names) + " | seen | held-out | all right (95% CI) |",
+             "|" + " --- |" * (len(names) + 3)]
+    best = max(rows, key=lambda r: r["all_right"])
+    for r in rows:
+        low, high = r["ci95"]
+        mark = " **(best)**" if r is best else ""
+        lines.append("| " + " | ".join(f"{r[k]:g}" for k in names) + f" | {r['seen_all_right']:.0%} | "
+                     f"{r['held_out_all_right']:.0%} | {r['all_right']:.1%} [{low:.1%}, {high:.1%}]{mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    temperatures = list(dict.fromkeys(r.get("temperature") for r in rows))
+    for temperature in temperatures:
+        mine = [r for r in rows if r.get("temperature") == temperature]
+        ax.errorbar([r["guidance"] for r in mine], [100 * r["all_right"] for r in mine],
+                    yerr=[[100 * (r["all_right"] - r["ci95"][0]) for r in mine],
+                          [100 * (r["ci95"][1] - r["all_right"]) for r in mine]], marker="o", capsize=3,
+                    label=None if temperature is None else f"temperature {temperature:g}")
+    ax.set_xlabel("guidance scale")
+    ax.set_ylabel("checker all-right, tuning prompts (%)")
+    ax.set_title(f"{name}: sampling sweep")
+    if temperatures != [None]:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="videogpt-shapes")
+    parser.add_argument("--guidance", nargs="+", type=float, required=True)
+    parser.add_argument("--temperature", nargs="+", type=float, default=None,
+                        help="sampling temperatures (token models only; ignored where the model takes none)")
+    parser.add_argument("-n", type=int, default=50, help="prompts per set (seen and held-out) per cell")
+    parser.add_argument("--seed", type=int, default=1, help="draw of the tuning prompts; keep it off 0, the evaluation's")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pipe = load_pipeline(args.model)
+    rows = []
+    for options in grid(args, pipe):
+        rows.append(score_cell(pipe, options, n=args.n, seed=args.seed))
+        print(f"{options}: all right {rows[-1]['all_right']:.1%} (seen {rows[-1]['seen_all_right']:.0%}, "
+              f"held-out {rows[-1]['held_out_all_right']:.0%})", flush=True)
+    meta = {"model": pipe.name, "prompts": f"seen + held-out pairs, n={args.n} each, seed {args.seed}",
+            "threads": args.threads, "best": {k: v for k, v in max(rows, key=lambda r: r["all_right"]).items()
+                                              if k in ("guidance", "temperature")}}
+    stem = RESULTS / f"sweep_{pipe.name}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(table(rows, meta))
+    plot(rows, stem.with_suffix(".png"), pipe.name)
+    print(f"best {meta['best']}; wrote {stem}.json, .md and .png")
+
+
+if __name__ == "__main__":
+    main()
