@@ -15,7 +15,7 @@ from t2v.data.vocab import PALETTE, TRAIN_MOTION_PHRASES, TRAIN_SYNONYMS
 from t2v.errors import T2VError
 from t2v.eval.fvd import frechet_distance, load_feature_net, video_features
 from t2v.eval.i3d import InceptionI3d, load_i3d
-from t2v.eval.run import run_suites, train_throughput
+from t2v.eval.run import recon_suite, run_suites, train_throughput
 from t2v.models.shapes_classifier import (
     OFF_PALETTE_DISTANCE,
     ShapesClassifier,
@@ -171,3 +171,20 @@ def test_video_features_stacks_batches():
     net = ShapesClassifier(ShapesClassifierConfig(**ShapesClassifier.presets["tiny"]))
     batches = [np.zeros((3, 4, 16, 16, 3), np.uint8), np.zeros((2, 4, 16, 16, 3), np.uint8)]
     assert video_features(net, batches).shape == (5, net.feature_dim)
+
+
+class PerfectTokenizer(torch.nn.Module):
+    """Reconstructs every video exactly: the checker's ceiling is then the ground truth's."""
+
+    config = type("Config", (), {"num_frames": 16, "height": 64, "width": 64})()
+
+    def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.clone()
+
+
+def test_recon_suite_judges_reconstructions_against_their_own_captions():
+    result = recon_suite(PerfectTokenizer(), n=20, batch_size=8, log=lambda *_: None)
+    assert result["psnr_db"] > 60 and result["checker_on_reconstructions"]["count"] == 20
+    assert result["checker_on_reconstructions"]["all_right"] >= 0.95  # captions stay paired with their videos
+    blurred = type("Blurred", (PerfectTokenizer,), {"reconstruct": lambda self, f: torch.zeros_like(f)})()
+    assert recon_suite(blurred, n=8, log=lambda *_: None)["checker_on_reconstructions"]["all_right"] == 0.0

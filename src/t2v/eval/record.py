@@ -20,6 +20,8 @@ def summarize(results: dict) -> dict:
         summary[f"{name} all-right"] = round(report["all_right"], 3)
     if "recon" in results:
         summary["recon PSNR dB"] = round(results["recon"]["psnr_db"], 2)
+        if "checker_on_reconstructions" in results["recon"]:
+            summary["recon all-right"] = results["recon"]["checker_on_reconstructions"]["all_right"]
     if "fvd" in results:
         for key in ("fvd_shapes", "fvd_i3d"):
             if key in results["fvd"]:
@@ -44,8 +46,11 @@ def scores_markdown(results: dict, commands: list[str]) -> str:
     if "recon" in results:
         r = results["recon"]
         usage = f", codebook usage {r['codebook_usage']:.1%}" if "codebook_usage" in r else ""
+        ceiling = r.get("checker_on_reconstructions")
+        ceiling = (f"; the checker finds {ceiling['all_right']:.1%} of the reconstructions all right (shape "
+                   f"{ceiling['shape']:.1%}), the ceiling of what the prior can draw") if ceiling else ""
         lines.append(f"- reconstruction on {r['videos']} {r['split']} videos: PSNR {r['psnr_db']:.2f} dB, "
-                     f"SSIM {r['ssim']:.3f}{usage}")
+                     f"SSIM {r['ssim']:.3f}{usage}{ceiling}")
     if "fvd" in results:
         fvd = results["fvd"]
         key = "fvd_shapes" if "fvd_shapes" in fvd else "fvd_i3d"

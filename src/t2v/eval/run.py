@@ -106,19 +106,23 @@ def tokenizer_of(model):
 
 @torch.no_grad()
 def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log=print) -> dict:
-    """Reconstruction PSNR / SSIM and codebook usage on held-out-pair (test split) videos."""
+    """Reconstruction PSNR / SSIM and codebook usage on held-out-pair (test split) videos, and the
+    checker's rates on the reconstructions against their captions: the ceiling of any prior that
+    generates through this tokenizer (it cannot draw what the decoder cannot)."""
     from t2v.eval.metrics import psnr, ssim
+    from t2v.eval.shapes import score
 
     tok = tokenizer_of(model)
     cfg = tok.config
-    psnrs, ssims, codes = [], [], []
+    psnrs, ssims, codes, judged = [], [], [], []
     for start in tqdm(range(0, n, batch_size), desc="recon"):
-        frames = torch.from_numpy(np.stack([
-            make_example(seed + i, split="test", num_frames=cfg.num_frames, height=cfg.height, width=cfg.width).video
-            for i in range(start, min(n, start + batch_size))]))
+        examples = [make_example(seed + i, split="test", num_frames=cfg.num_frames, height=cfg.height, width=cfg.width)
+                    for i in range(start, min(n, start + batch_size))]
+        frames = torch.from_numpy(np.stack([e.video for e in examples]))
         recon = tok.reconstruct(frames)
         psnrs.append(psnr(frames, recon))
         ssims.append(ssim(frames, recon))
+        judged += zip(recon.numpy(), (e.caption for e in examples))
         if hasattr(tok, "encode") and hasattr(tok, "quantizer"):
             from t2v.nn.pixels import frames_to_tensor
 
@@ -127,6 +131,8 @@ def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log
               "ssim": torch.cat(ssims).mean().item()}
     if codes:
         result["codebook_usage"] = torch.unique(torch.cat(codes)).numel() / tok.quantizer.num_codes
+    result["checker_on_reconstructions"] = score(judged).to_dict()
+    log("[recon] " + f"checker all right on reconstructions {result['checker_on_reconstructions']['all_right']:.1%}")
     log("[recon] " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
     return result
 
