@@ -87,3 +87,16 @@ def test_save_load_round_trip_is_bit_exact(tiny_videogpt, tmp_path):
     tiny_videogpt.eval()
     assert torch.equal(tiny_videogpt.generate(["a white square"], generators=gens()),
                        loaded.generate(["a white square"], generators=gens()))
+
+
+def test_a_new_prior_reuses_the_tokenizer_of_a_trained_prior(tiny_videogpt, tmp_path):
+    from dataclasses import replace
+
+    directory = save_model(tmp_path / "gpt", tiny_videogpt)
+    fresh = VideoGPT.for_training(replace(tiny_videogpt.config, tokenizer=str(directory), layers=1))
+    assert len(fresh.blocks) == 1
+    for key, value in tiny_videogpt.tokenizer.state_dict().items():
+        assert torch.equal(value, fresh.tokenizer.state_dict()[key]), key
+    stage1 = save_model(tmp_path / "vqvae", tiny_videogpt.tokenizer)
+    assert torch.equal(VideoGPT.for_training(replace(tiny_videogpt.config, tokenizer=str(stage1))).tokenizer.quantizer.codebook,
+                       tiny_videogpt.tokenizer.quantizer.codebook)

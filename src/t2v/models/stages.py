@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from t2v.checkpoint import load_model, read_training_stages
+from t2v.checkpoint import load_model, read_config, read_training_stages
 from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
 
 
@@ -53,12 +53,23 @@ class TokenizerPrior(nn.Module):
 
     @classmethod
     def for_training(cls, config):
-        """A fresh model on top of the trained tokenizer checkpoint named by ``config.tokenizer``."""
-        tokenizer = load_model(config.tokenizer, family=cls.tokenizer_class.family)
+        """A fresh model on top of the trained tokenizer named by ``config.tokenizer``: a stage-1
+        checkpoint, or a trained model of this family (a bundled one, say), whose tokenizer is reused."""
+        tokenizer, stages = cls.trained_tokenizer(config.tokenizer)
         model = cls(replace(config, **{cls.tokenizer_field: tokenizer.config}))
         model.tokenizer.load_state_dict(tokenizer.state_dict())
-        model.earlier_stages = read_training_stages(config.tokenizer)  # how stage 1 was trained, for the card
+        model.earlier_stages = stages  # how stage 1 was trained, for the card
         return model
+
+    @classmethod
+    def trained_tokenizer(cls, directory: str) -> tuple[nn.Module, list[dict]]:
+        """The tokenizer of a stage-1 checkpoint or of a stage-2 checkpoint of this family, and how it was trained."""
+        stage1 = cls.tokenizer_class.family
+        if read_config(directory)["family"] == cls.family:
+            tokenizer = load_model(directory, family=cls.family).tokenizer
+        else:
+            tokenizer = load_model(directory, family=stage1)
+        return tokenizer, [s for s in read_training_stages(directory) if s.get("family") == stage1]
 
     def train(self, mode: bool = True):
         super().train(mode)
