@@ -43,10 +43,13 @@ results: $(STAMP)
 	$(BIN)/python benchmarks/flops.py
 	$(BIN)/python benchmarks/results.py
 
-# the side-by-side with video-diffusion-pytorch, in its own environment (it needs torchvision)
+# the side-by-side with video-diffusion-pytorch, in its own environment (about 1.5 hours on 2 CPU cores)
 peers:
 	bash benchmarks/setup_peers.sh
-	benchmarks/.venv-peers/bin/python benchmarks/peers.py --train-minutes 10
+	benchmarks/.venv-peers/bin/python benchmarks/peers.py --peer-precisions fp32,bf16
+	benchmarks/.venv-peers/bin/python benchmarks/peers.py --tokenizer checkpoints/videogpt-shapes --train-minutes 10 \
+	  --peer-precisions bf16 --peer-steps 2 --peer-sample-steps 10 --peer-eval-videos 10 --eval-videos 50 \
+	  --json benchmarks/results/peers_equal_minutes.json
 	$(BIN)/python benchmarks/results.py
 
 clean:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from t2v import load_pipeline
+from plots import pyplot
 from t2v.eval.metrics import median_seconds, peak_memory_mb
 
 PROMPT = "a small red circle moving left"
@@ -50,6 +51,28 @@ def main() -> None:
     out = args.json or Path(__file__).parent / "results" / f"latency_{pipe.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def plot(result: dict, path: Path) -> None:
+    """Each timed run as a dot over its median bar; sampling without the KV cache beside it."""
+    plt = pyplot()
+    rows = [("sampling", result["seconds_per_video"], result["times"])]
+    if "seconds_per_video_without_kv_cache" in result:
+        rows[0] = ("with KV cache", *rows[0][1:])
+        rows.append(("without KV cache", result["seconds_per_video_without_kv_cache"], []))
+    fig, ax = plt.subplots(figsize=(6, 1.2 + 0.6 * len(rows)))
+    for y, (label, median, times) in enumerate(rows):
+        ax.barh(y, median, color="tab:blue", alpha=0.6)
+        ax.plot(times, [y] * len(times), "k.", markersize=5)
+        ax.text(median, y, f" {median:.2f} s", va="center")
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set_xlabel(f"seconds per {result['video']} video ({result['threads']} threads, median of {result['repeats']})")
+    ax.set_title(result["model"])
+    ax.set_xlim(0, max(r[1] for r in rows) * 1.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -121,8 +121,10 @@ def latency_section(results: Path) -> str:
     return "\n".join(lines)
 
 
-EQUAL_MINUTES_COMMAND = ("benchmarks/.venv-peers/bin/python benchmarks/peers.py --train-minutes 5 --peer-precisions bf16 "
-                         "--peer-steps 1 --peer-eval-videos 10 --eval-videos 50 --json benchmarks/results/peers_equal_minutes.json")
+EQUAL_MINUTES_COMMAND = ("OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 benchmarks/.venv-peers/bin/python benchmarks/peers.py "
+                         "--tokenizer checkpoints/videogpt-shapes --train-minutes 10 --peer-precisions bf16 --peer-steps 2 "
+                         "--peer-sample-steps 10 --peer-eval-videos 10 --eval-videos 50 "
+                         "--json benchmarks/results/peers_equal_minutes.json")
 
 
 def generic_section(path: Path, command: str) -> str:

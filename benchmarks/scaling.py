@@ -14,6 +14,8 @@ import json
 import re
 from pathlib import Path
 
+from plots import pyplot
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "scaling.md"
@@ -64,8 +66,25 @@ def main() -> None:
     doc = re.sub(r"<!-- estimate:start -->.*<!-- estimate:end -->",
                  lambda _: f"<!-- estimate:start -->\n{table}<!-- estimate:end -->", doc, flags=re.S)
     DOC.write_text(doc)
+    plot(rows, RESULTS / "scaling.png")
     print(table)
-    print(f"updated {DOC}")
+    print(f"updated {DOC} and wrote {RESULTS / 'scaling.png'}")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Hours per epoch for each (stage, dataset): measured CPU rate against the estimated 8-GPU node."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    labels = [f"{r['model']}\n{r['dataset']}" for r in rows]
+    x = range(len(rows))
+    ax.bar([i - 0.2 for i in x], [24 * r["cpu_days"] for r in rows], width=0.4, label="CPU, 2 threads (measured rate)")
+    ax.bar([i + 0.2 for i in x], [r["node_hours"] for r in rows], width=0.4, label="8 H100 node with decoding (estimate)")
+    ax.set_yscale("log")
+    ax.set_ylabel("hours per epoch")
+    ax.set_xticks(list(x), labels, fontsize=6)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

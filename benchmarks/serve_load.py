@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 import psutil
 
+from plots import pyplot
 from t2v.video import read_video
 
 PROMPTS = ["a large red circle moving left", "a small blue square moving up", "a green triangle moving right",
@@ -183,6 +184,7 @@ def main() -> None:
         "rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1),
                    "growth_pct": round(100 * (rss_after - rss_before) / rss_before, 2)},
         "cpu_count": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+        "latencies_s": sorted(round(float(x), 3) for x in latencies),
     }
     print(json.dumps(result, indent=2))
     ok = result["other_errors"] == 0 and files["partial_files"] == 0 and files["unreadable_files"] == 0 \
@@ -193,6 +195,24 @@ def main() -> None:
           f"({result['rss_mb']['growth_pct']:+.1f}%): {'meets the targets' if ok else 'MISSES A TARGET'}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, args.json.with_suffix(".png"))
+
+
+def plot(result: dict, path: Path) -> None:
+    """Latency of the served requests, and what every answer was."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2), gridspec_kw={"width_ratios": [2, 1]})
+    left.hist(result["latencies_s"], bins=20, color="tab:blue")
+    for name in ("p50", "p95"):
+        left.axvline(result["latency_s"][name], color="k", linestyle="--" if name == "p95" else "-", label=name)
+    left.set_xlabel("seconds per request (queue wait + generation)")
+    left.set_title(f"{result['clients']} clients, {result['seconds']:g} s, {result['model']}")
+    left.legend()
+    answers = {"served": result["requests_served"], "busy (503)": result["busy_answers"], "errors": result["other_errors"]}
+    right.bar(list(answers), list(answers.values()), color=["tab:green", "tab:orange", "tab:red"])
+    right.set_title(f"answers (RSS {result['rss_mb']['growth_pct']:+.1f}%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,19 @@ def test_a_new_prior_reuses_the_tokenizer_of_a_trained_prior(tiny_videogpt, tmp_
     stage1 = save_model(tmp_path / "vqvae", tiny_videogpt.tokenizer)
     assert torch.equal(VideoGPT.for_training(replace(tiny_videogpt.config, tokenizer=str(stage1))).tokenizer.quantizer.codebook,
                        tiny_videogpt.tokenizer.quantizer.codebook)
+
+
+def test_l1_weight_adds_an_l1_term_to_the_reconstruction_loss(tiny_vqvae_config, shapes_batch):
+    from dataclasses import replace
+
+    from t2v.models.stages import reconstruction_loss
+
+    recon, video = torch.zeros(2, 3, 4, 8, 8), torch.full((2, 3, 4, 8, 8), 0.5)
+    assert reconstruction_loss(recon, video)[0].item() == pytest.approx(0.25)
+    assert reconstruction_loss(recon, video, l1_weight=2.0)[0].item() == pytest.approx(0.25 + 2 * 0.5)
+    torch.manual_seed(0)
+    mse_only = VQVAE(tiny_vqvae_config).training_loss(shapes_batch)
+    torch.manual_seed(0)
+    with_l1 = VQVAE(replace(tiny_vqvae_config, l1_weight=1.0)).training_loss(shapes_batch)
+    assert "l1" not in mse_only[1] and with_l1[1]["l1"] > 0
+    assert with_l1[0].item() == pytest.approx(mse_only[0].item() + with_l1[1]["l1"], rel=1e-5)

@@ -51,6 +51,7 @@ class CViViTConfig:
     code_dim: int = 32
     commitment: float = 0.25
     ema_decay: float = 0.99
+    l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
     max_slots: int = 32  # time slots the position embedding covers: up to 1 + 31 * temporal_patch frames
     num_frames: int = 16
     height: int = 64

@@ -15,6 +15,18 @@ from t2v.checkpoint import load_model, read_config, read_training_stages
 from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
 
 
+def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, *, l1_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """MSE plus ``l1_weight`` x L1 (VQGAN's reconstruction term: the L1 optimum is a median, so an
+    uncertain pixel keeps one of its candidate colours instead of their blend), and the PSNR."""
+    mse = F.mse_loss(recon, video)
+    psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
+    stats = {"mse": mse.item(), "psnr": psnr.item()}
+    if not l1_weight:
+        return mse, stats
+    l1 = F.l1_loss(recon, video)
+    return mse + l1_weight * l1, {**stats, "l1": l1.item()}
+
+
 class VideoAutoencoder(nn.Module):
     """Subclasses define ``reconstruct_tensor``: (B, 3, T, H, W) in [-1, 1] -> its reconstruction."""
 
@@ -37,9 +49,8 @@ class VQVideoTokenizer(VideoAutoencoder):
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
         recon, q = self(video)
-        mse = F.mse_loss(recon, video)
-        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
-        return mse + q.commitment_loss, {"mse": mse.item(), "psnr": psnr.item(), "perplexity": q.perplexity.item()}
+        loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight)
+        return loss + q.commitment_loss, {**stats, "perplexity": q.perplexity.item()}
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(video))

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from t2v.errors import T2VError
-from t2v.models.stages import VideoAutoencoder
+from t2v.models.stages import VideoAutoencoder, reconstruction_loss
 from t2v.nn.conv3d import downsample_strides
 from t2v.nn.pixels import frames_to_tensor
 
@@ -31,6 +30,7 @@ class VideoVAEConfig:
     temporal_downsample: int = 4
     spatial_downsample: int = 8
     kl_weight: float = 1e-6
+    l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
     num_frames: int = 16  # the training size; any size divisible by the spatial factor encodes
     height: int = 64
     width: int = 64
@@ -154,9 +154,8 @@ class VideoVAE(VideoAutoencoder):
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         video = frames_to_tensor(batch["video"]).to(self.decoder[0].conv.weight.device)  # (B, 3, T, H, W)
         recon, kl = self(video)
-        mse = F.mse_loss(recon, video)
-        psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # peak-to-peak 2 in [-1, 1]
-        return mse + self.config.kl_weight * kl, {"mse": mse.item(), "psnr": psnr.item(), "kl": kl.item()}
+        loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight)
+        return loss + self.config.kl_weight * kl, {**stats, "kl": kl.item()}
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(video), video.shape[2])

@@ -39,6 +39,7 @@ class VQVAEConfig:
     code_dim: int = 64
     commitment: float = 0.25
     ema_decay: float = 0.99
+    l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
     num_frames: int = 16
     height: int = 64
     width: int = 64
