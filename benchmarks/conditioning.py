@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import yaml
+from plots import shown_path, value_and_rate_panels
 
 from t2v import load_pipeline
 from t2v.eval.run import checker_rates
@@ -88,7 +89,7 @@ def main() -> None:
         print(f"{conditioning}: {record['steps']} steps in {record['wall_minutes']} min, loss {rows[-1]['final_loss']:.4f}, "
               f"all right {rates['all_right']:.1%}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"recipe": str(args.config.relative_to(ROOT)), "steps_per_variant": args.steps,
+    meta = {"recipe": shown_path(args.config, ROOT), "steps_per_variant": args.steps,
             "batch_size": base["train"]["batch_size"],
             "prompts": f"seen pairs, n={args.n}, seed 0", "hardware": record["hardware"]}
     (RESULTS / "conditioning.json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
@@ -114,23 +115,8 @@ def table(rows: list[dict], meta: dict) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.2))
-    names = [r["conditioning"] for r in rows]
-    left.bar(names, [r["final_loss"] for r in rows], color="tab:gray")
-    left.set_title("final training loss")
-    right.bar(names, [100 * r["all_right"] for r in rows],
-              yerr=[[100 * (r["all_right"] - r["ci95"][0]) for r in rows],
-                    [100 * (r["ci95"][1] - r["all_right"]) for r in rows]], capsize=4, color="tab:blue")
-    right.set_title("checker all-right, seen (%)")
-    for ax in (left, right):
-        ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    value_and_rate_panels(path, [r["conditioning"] for r in rows], [r["final_loss"] for r in rows], "final training loss",
+                          [r["all_right"] for r in rows], [r["ci95"] for r in rows], "checker all-right, seen (%)")
 
 
 if __name__ == "__main__":

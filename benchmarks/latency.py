@@ -15,9 +15,9 @@ import platform
 from pathlib import Path
 
 import torch
+from plots import pyplot
 
 from t2v import load_pipeline
-from plots import pyplot
 from t2v.eval.metrics import median_seconds, peak_memory_mb
 
 PROMPT = "a small red circle moving left"

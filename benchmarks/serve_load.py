@@ -28,8 +28,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
-
 from plots import pyplot
+
 from t2v.video import read_video
 
 PROMPTS = ["a large red circle moving left", "a small blue square moving up", "a green triangle moving right",

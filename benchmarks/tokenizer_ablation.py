@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import yaml
+from plots import shown_path, value_and_rate_panels
 
 from t2v.checkpoint import load_model
 from t2v.eval.run import recon_suite
@@ -82,7 +83,7 @@ def main() -> None:
         print(f"{name}: {record['steps']} steps in {record['wall_minutes']} min, PSNR {recon['psnr_db']:.2f} dB, "
               f"checker on reconstructions {checker['all_right']:.1%}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"recipe": str(args.config.relative_to(ROOT)), "steps_per_variant": args.steps,
+    meta = {"recipe": shown_path(args.config, ROOT), "steps_per_variant": args.steps,
             "batch_size": base["train"]["batch_size"], "videos": f"{args.n} test-split (held-out pairs)",
             "hardware": record["hardware"]}
     stem = RESULTS / args.name
@@ -108,24 +109,10 @@ def table(rows: list[dict], meta: dict) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(7.5, 3.2))
-    names = [r["variant"] for r in rows]
-    left.bar(names, [r["psnr_db"] for r in rows], color="tab:gray")
-    left.set_ylim(min(r["psnr_db"] for r in rows) - 2, max(r["psnr_db"] for r in rows) + 1)
-    left.set_title("PSNR on held-out pairs (dB)")
-    right.bar(names, [100 * r["checker"]["all_right"] for r in rows],
-              yerr=[[100 * (r["checker"]["all_right"] - r["ci95"][0]) for r in rows],
-                    [100 * (r["ci95"][1] - r["checker"]["all_right"]) for r in rows]], capsize=4, color="tab:blue")
-    right.set_title("checker all-right on reconstructions (%)")
-    for ax in (left, right):
-        ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    psnrs = [r["psnr_db"] for r in rows]
+    value_and_rate_panels(path, [r["variant"] for r in rows], psnrs, "PSNR on held-out pairs (dB)",
+                          [r["checker"]["all_right"] for r in rows], [r["ci95"] for r in rows],
+                          "checker all-right on reconstructions (%)", value_ylim=(min(psnrs) - 2, max(psnrs) + 1))
 
 
 if __name__ == "__main__":

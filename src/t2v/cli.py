@@ -127,7 +127,8 @@ def train(
 
     overrides = {k: v for k, v in (("steps", steps), ("out_dir", out_dir)) if v is not None}
     path = train_from_config(family, config, resume=resume, overrides=overrides, log=typer.echo)
-    typer.echo(f"model written to {path}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun / accelerate launch, rank 0 alone writes it
+        typer.echo(f"model written to {path}")
 
 
 @app.command()
