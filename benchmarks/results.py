@@ -233,6 +233,12 @@ def main() -> None:
              file_sections(args.results, "sweep_*.md", "python benchmarks/sweep.py --model MODEL --guidance 1.5 3 5 8"), "",
              "## DiT conditioning (adaLN-Zero, in-context, cross-attention)", "",
              file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py"), "",
+             "## Tokenizer ablations: the ceiling under each prior", "",
+             "The checker on the reconstructions of held-out-pair videos bounds what any prior drawn through that "
+             "tokenizer can score.", "",
+             file_sections(args.results, "tokenizer_ablation*.md",
+                           "python benchmarks/tokenizer_ablation.py --config CONFIG --steps N --variant NAME:FIELD=VALUE "
+                           "--measure NAME:DIR"), "",
              "## Stories", "", stories_section(args.results), "",
              "## Data throughput from shards", "", data_section(args.results), "",
              "## Web server under load", "", serve_section(args.results), "",

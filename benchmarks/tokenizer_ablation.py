@@ -1,5 +1,5 @@
-"""Tokenizer ablation at equal training steps: variants of a stage-1 recipe (reconstruction loss,
-codebook size, ...) trained on the same batches from the same seed, then measured by the recon
+"""Tokenizer ablation: variants of a stage-1 recipe (reconstruction loss, codebook size, ...) trained
+for the same steps on the same batches from the same seed, then measured by the recon
 suite on held-out-pair videos: PSNR, SSIM, codebook usage, and the checker on the reconstructions
 (the ceiling of any prior drawn through that tokenizer).
 
@@ -8,19 +8,23 @@ suite on held-out-pair videos: PSNR, SSIM, codebook usage, and the checker on th
     # -> benchmarks/results/tokenizer_ablation.{json,md,png}
 
 A variant is NAME:FIELD=VALUE,... over the config's ``model`` section (values parsed as YAML).
+``--measure NAME:DIR`` adds a row for a tokenizer that is already trained (a stage-1 checkpoint, or
+the one inside a bundled model, e.g. recipe:checkpoints/videogpt-shapes), with its training record.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import yaml
 from plots import shown_path, value_and_rate_panels
 
-from t2v.checkpoint import load_model
-from t2v.eval.run import recon_suite
+from t2v.checkpoint import load_model, read_training_stages
+from t2v.eval.run import recon_suite, tokenizer_of
 from t2v.train import train_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,17 +59,55 @@ def mean_of_last(log_path: Path, key: str, last: int = 20) -> float:
     return sum(values[-last:]) / len(values[-last:])
 
 
+def parse_measured(text: str) -> tuple[str, Path]:
+    name, sep, directory = text.partition(":")
+    if not (name and sep and directory):
+        raise argparse.ArgumentTypeError(f"--measure takes NAME:DIR, got {text!r}")
+    return name, Path(directory)
+
+
+def row(name: str, overrides: dict, record: dict, recon: dict, *, final_mse: float | None) -> dict:
+    checker = recon["checker_on_reconstructions"]
+    print(f"{name}: {record.get('steps')} steps in {record.get('wall_minutes')} min, PSNR {recon['psnr_db']:.2f} dB, "
+          f"checker on reconstructions {checker['all_right']:.1%}")
+    return {"variant": name, "overrides": overrides, "steps": record.get("steps"), "wall_minutes": record.get("wall_minutes"),
+            "command": record.get("command"), "hardware": record.get("hardware"), "final_mse": final_mse,
+            "psnr_db": recon["psnr_db"], "ssim": recon["ssim"], "codebook_usage": recon.get("codebook_usage"),
+            "checker": {k: checker[k] for k in ATTRIBUTES}, "ci95": checker["ci95"]["all_right"]}
+
+
+def measured_row(name: str, directory: Path, n: int) -> dict:
+    """A row for an already trained tokenizer: its stage-1 training record, and the recon suite now."""
+    model = load_model(directory)
+    tokenizer = tokenizer_of(model)
+    stages = [s for s in read_training_stages(directory) if s.get("family") == tokenizer.family]
+    overrides = {k: getattr(tokenizer.config, k) for k in ("l1_weight",) if hasattr(tokenizer.config, k)}
+    return row(name, {"measured": str(directory), **overrides}, stages[-1] if stages else {}, recon_suite(model, n=n),
+               final_mse=None)
+
+
+def command_line(argv: list[str]) -> str:
+    """The command that measured a table, without its ``--note`` (which the page prints on its own)."""
+    kept = [a for i, a in enumerate(argv) if a != "--note" and (i == 0 or argv[i - 1] != "--note")]
+    return "python benchmarks/tokenizer_ablation.py " + " ".join(shlex.quote(a) for a in kept)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "videogpt_vqvae_shapes.yaml")
     parser.add_argument("--steps", type=int, default=900, help="training steps per variant (batch size of the config)")
-    parser.add_argument("--variant", dest="variants", type=parse_variant, action="append", required=True)
+    parser.add_argument("--variant", dest="variants", type=parse_variant, action="append", default=[])
+    parser.add_argument("--measure", type=parse_measured, action="append", default=[],
+                        help="NAME:DIR of a trained tokenizer (or of a model holding one) to measure beside the variants")
     parser.add_argument("-n", type=int, default=256, help="held-out-pair videos reconstructed per variant")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "tokenizer_ablation")
     parser.add_argument("--name", default="tokenizer_ablation", help="results file stem under benchmarks/results/")
+    parser.add_argument("--note", default="", help="a line printed under the table (how a measured row was trained, say)")
     args = parser.parse_args()
+    if not args.variants and not args.measure:
+        parser.error("give at least one --variant or --measure")
     base = yaml.safe_load(args.config.read_text())
-    rows = []
+    rows = [measured_row(name, directory, args.n) for name, directory in args.measure]
     for name, overrides in args.variants:
         out = args.out_dir / name
         out.mkdir(parents=True, exist_ok=True)
@@ -74,18 +116,14 @@ def main() -> None:
         (out / "log.jsonl").unlink(missing_ok=True)
         model_dir = train_from_config(base["family"], config_path)
         record = json.loads((model_dir / "training.json").read_text())["stages"][-1]
-        recon = recon_suite(load_model(model_dir), n=args.n)
-        checker = recon["checker_on_reconstructions"]
-        rows.append({"variant": name, "overrides": overrides, "steps": record["steps"], "wall_minutes": record["wall_minutes"],
-                     "final_mse": mean_of_last(out / "log.jsonl", "mse"), "psnr_db": recon["psnr_db"], "ssim": recon["ssim"],
-                     "codebook_usage": recon.get("codebook_usage"), "checker": {k: checker[k] for k in ATTRIBUTES},
-                     "ci95": checker["ci95"]["all_right"]})
-        print(f"{name}: {record['steps']} steps in {record['wall_minutes']} min, PSNR {recon['psnr_db']:.2f} dB, "
-              f"checker on reconstructions {checker['all_right']:.1%}")
+        rows.append(row(name, overrides, record, recon_suite(load_model(model_dir), n=args.n),
+                        final_mse=mean_of_last(out / "log.jsonl", "mse")))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"recipe": shown_path(args.config, ROOT), "steps_per_variant": args.steps,
+    meta = {"recipe": shown_path(args.config, ROOT), "steps_per_variant": args.steps if args.variants else None,
             "batch_size": base["train"]["batch_size"], "videos": f"{args.n} test-split (held-out pairs)",
-            "hardware": record["hardware"]}
+            "hardware": next((r["hardware"] for r in rows[::-1] if r["hardware"]), "unrecorded"),
+            "command": command_line(sys.argv[1:]),
+            "note": args.note}
     stem = RESULTS / args.name
     stem.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table(rows, meta))
@@ -94,17 +132,19 @@ def main() -> None:
 
 
 def table(rows: list[dict], meta: dict) -> str:
-    lines = [f"Tokenizer ablation at equal training steps: {meta['steps_per_variant']} steps of {meta['batch_size']} "
-             f"videos each from `{meta['recipe']}` on {meta['hardware']}; measured on {meta['videos']} videos.", "",
-             "| variant | overrides | wall min | final MSE | PSNR dB | SSIM | codebook use | colour | shape | "
-             "all right on reconstructions (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [f"Tokenizer ablation of `{meta['recipe']}` (batches of {meta['batch_size']} videos; training on "
+             f"{meta['hardware']}; the steps of each row in its column); measured on {meta['videos']} videos.", "",
+             "| variant | settings | steps | wall min | final MSE | PSNR dB | SSIM | codebook use | colour | shape | "
+             "all right on reconstructions (95% CI) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         c, (low, high) = r["checker"], r["ci95"]
         use = "—" if r["codebook_usage"] is None else f"{r['codebook_usage']:.0%}"
         fields = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "(recipe)"
-        lines.append(f"| {r['variant']} | {fields} | {r['wall_minutes']} | {r['final_mse']:.5f} | {r['psnr_db']:.2f} | "
+        mse = "—" if r["final_mse"] is None else f"{r['final_mse']:.5f}"
+        lines.append(f"| {r['variant']} | {fields} | {r['steps']} | {r['wall_minutes']} | {mse} | {r['psnr_db']:.2f} | "
                      f"{r['ssim']:.3f} | {use} | {c['colour']:.0%} | {c['shape']:.0%} | "
                      f"**{c['all_right']:.1%}** [{low:.1%}, {high:.1%}] |")
+    lines += ["", *([meta["note"], ""] if meta.get("note") else []), f"Command: `{meta['command']}`."]
     return "\n".join(lines) + "\n"
 
 
