@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import yaml
-from plots import shown_path, value_and_rate_panels
+from plots import mean_of_last, shown_path, value_and_rate_panels
 
 from t2v import load_pipeline
 from t2v.eval.run import checker_rates
@@ -51,12 +51,6 @@ def training_gflops(model_dir: Path, batch_size: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def final_loss(log_path: Path, last: int = 20) -> float:
-    """Mean training loss over the last ``last`` logged steps."""
-    losses = [json.loads(line)["loss"] for line in log_path.read_text().splitlines()]
-    return sum(losses[-last:]) / len(losses[-last:])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "dit_shapes.yaml")
@@ -83,7 +77,7 @@ def main() -> None:
         params = sum(p.numel() for n, p in pipe.model.named_parameters() if not n.startswith(("tokenizer.", "text.encoder.")))
         rows.append({"conditioning": conditioning, "steps": record["steps"], "wall_minutes": record["wall_minutes"],
                      "gflop_per_step": training_gflops(model_dir, base["train"]["batch_size"]),
-                     "final_loss": final_loss(out / "log.jsonl"), "all_right": rates["all_right"],
+                     "final_loss": mean_of_last(out / "log.jsonl", "loss"), "all_right": rates["all_right"],
                      "ci95": rates["ci95"]["all_right"], "params": params,
                      "attributes": {k: rates[k] for k in ("colour", "shape", "size", "motion")}})
         print(f"{conditioning}: {record['steps']} steps in {record['wall_minutes']} min, loss {rows[-1]['final_loss']:.4f}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -38,3 +39,10 @@ def shown_path(path: Path, root: Path) -> str:
     """``path`` relative to the repository when it lies inside it, else as given (for the pages)."""
     path = Path(path).resolve()
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def mean_of_last(log_path: Path, key: str, last: int = 20) -> float:
+    """Mean of ``key`` over the last ``last`` lines of a trainer's log.jsonl that carry it."""
+    records = [json.loads(line) for line in Path(log_path).read_text().splitlines()]
+    values = [r[key] for r in records if key in r]
+    return sum(values[-last:]) / len(values[-last:])

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from plots import shown_path, value_and_rate_panels
+from plots import mean_of_last, shown_path, value_and_rate_panels
 
 from t2v.checkpoint import load_model, read_training_stages
 from t2v.eval.run import recon_suite, tokenizer_of
@@ -52,11 +52,6 @@ def variant_config(base: dict, overrides: dict, steps: int, out_dir: Path) -> di
     spec["train"] |= {"steps": steps, "max_minutes": 0, "out_dir": str(out_dir), "checkpoint_every": steps,
                       "sample_every": 0, "warmup_steps": min(spec["train"].get("warmup_steps", 0), steps // 5)}
     return spec
-
-
-def mean_of_last(log_path: Path, key: str, last: int = 20) -> float:
-    values = [json.loads(line)[key] for line in log_path.read_text().splitlines() if key in json.loads(line)]
-    return sum(values[-last:]) / len(values[-last:])
 
 
 def parse_measured(text: str) -> tuple[str, Path]:
