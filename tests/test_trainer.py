@@ -101,3 +101,19 @@ def test_sample_grid_and_model_card_are_written(tmp_path, tiny_vqvae_config):
     assert "`t2v train x --config y`" in card and "training wall time" in card and "steps: 2 of 2" in card
     (stage,) = json.loads((model_dir / "training.json").read_text())["stages"]
     assert stage["command"] == "t2v train x --config y" and stage["steps"] == 2 and stage["runs"] == 1
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocasts_only_where_the_cpu_has_bfloat16(monkeypatch, tiny_vqvae_config, native):
+    from t2v.data.stream import ShapesDataConfig, ShapesStream
+    from t2v.models.videogpt import VQVAE
+    from t2v.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "bf16_is_fast", lambda device: native)
+    logs = []
+    data = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32))
+    trainer = trainer_module.Trainer(VQVAE(tiny_vqvae_config), data,
+                                     TrainConfig(steps=1, batch_size=2, bf16=True, out_dir="unused"), log=logs.append)
+    assert trainer.bf16 is native
+    assert any("training in float32" in line for line in logs) is not native
+    assert torch.isfinite(torch.tensor(trainer.train_step()["loss"]))
