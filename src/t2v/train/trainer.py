@@ -362,16 +362,23 @@ class Trainer:
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bf16 autocast speeds training up here: on GPUs, and on CPUs with bfloat16 instructions.
 
-    On a CPU without them (AVX2 only, say) bfloat16 matmuls are emulated, 25x slower than float32
-    for a DiT step on 2 threads.
+    On a CPU without them (AVX2 only, say) bfloat16 matmuls are emulated: on 2 AVX2 threads a
+    DiT step took 9.0 s against 0.62 s in float32 (14x), a VideoGPT prior step 36 s against 1.25 s.
     """
     if device.type != "cpu":
         return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: trust torch's build (macOS arm64 has native bf16)
+    info = cpuinfo()
+    if info is None:  # not Linux: Apple silicon has bfloat16 instructions, x86 is not assumed to
         return platform.machine() in ("arm64", "aarch64")
-    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16", " bf16"))
+    return any(flag in info for flag in ("avx512_bf16", "amx_bf16", " bf16"))
+
+
+def cpuinfo() -> str | None:
+    """The text of /proc/cpuinfo, or None where there is none."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
 
 
 def describe_hardware(device: torch.device, threads: int) -> str:
@@ -379,13 +386,10 @@ def describe_hardware(device: torch.device, threads: int) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    for line in (cpuinfo() or "").splitlines():
+        if line.startswith("model name"):
+            name = line.split(":", 1)[1].strip()
+            break
     return f"cpu: {name}, {threads or torch.get_num_threads()} threads"
 
 
