@@ -59,7 +59,14 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "conditioning")
     parser.add_argument("--variants", nargs="+", default=list(CONDITIONINGS))
     parser.add_argument("--tokenizer", default=None, help="VAE checkpoint (default: the one the config names)")
+    parser.add_argument("--replot", action="store_true", help="only redraw the table and plot from conditioning.json")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads((RESULTS / "conditioning.json").read_text())
+        (RESULTS / "conditioning.md").write_text(table(saved["rows"], saved))
+        plot(saved["rows"], RESULTS / "conditioning.png")
+        print(f"wrote {RESULTS / 'conditioning'}.md and .png from conditioning.json")
+        return
     base = yaml.safe_load(args.config.read_text())
     if args.tokenizer:
         base["model"]["tokenizer"] = args.tokenizer

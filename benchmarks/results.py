@@ -232,7 +232,7 @@ def main() -> None:
              "## Guidance and temperature (tuning prompts)", "",
              file_sections(args.results, "sweep_*.md", "python benchmarks/sweep.py --model MODEL --guidance 1.5 3 5 8"), "",
              "## DiT conditioning (adaLN-Zero, in-context, cross-attention)", "",
-             file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py"), "",
+             file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py --steps 600"), "",
              "## Tokenizer ablations: the ceiling under each prior", "",
              "The checker on the reconstructions of held-out-pair videos bounds what any prior drawn through that "
              "tokenizer can score.", "",
