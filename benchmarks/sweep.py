@@ -1,10 +1,11 @@
 """Sampling settings against quality: the checker's all-right rate for each combination of guidance
-scale (and sampling temperature, for the token models) on a *tuning* draw of the prompt sets, so a
-model's default can be chosen without looking at the evaluation prompts.
+scale (and sampling temperature, top-k and top-p, for the token models that take them) on a *tuning*
+draw of the prompt sets, so a model's default can be chosen without looking at the evaluation prompts.
 
     python benchmarks/sweep.py --model videogpt-shapes --guidance 1.5 3 5 8 --temperature 1.0 0.7
+    python benchmarks/sweep.py --model videogpt-shapes --guidance 3 5 --top-k 0 16 64 --name sweep_videogpt-shapes_top_k
     python benchmarks/sweep.py --model dit-shapes --guidance 2 4 6 9
-    # -> benchmarks/results/sweep_MODEL.{json,md,png}
+    # -> benchmarks/results/sweep_MODEL.{json,md,png} (or NAME.*)
 
 The tuning prompts are the seen and held-out sets drawn with ``--seed 1`` (`t2v eval` uses seed 0):
 other prompts, other noise. Each cell is scored on both sets together (2 x n videos).
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -25,6 +28,7 @@ from t2v.eval.shapes import wilson_interval
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROMPT_SETS = ("seen", "held_out")
+AXES = ("guidance", "temperature", "top_k", "top_p")  # sampling options a sweep can vary, guidance always
 
 
 def score_cell(pipe, options: dict, *, n: int, seed: int) -> dict:
@@ -40,13 +44,12 @@ def score_cell(pipe, options: dict, *, n: int, seed: int) -> dict:
 def grid(args, pipe) -> list[dict]:
     """Every combination of the swept options that the model takes."""
     takes = set(getattr(pipe.model, "sampling_options", ()))
-    axes = {"guidance": args.guidance, "temperature": args.temperature if "temperature" in takes else None}
-    axes = {name: values for name, values in axes.items() if values}
+    axes = {name: getattr(args, name) for name in AXES if getattr(args, name) and (name == "guidance" or name in takes)}
     return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
 def table(rows: list[dict], meta: dict) -> str:
-    names = [k for k in ("guidance", "temperature") if k in rows[0]]
+    names = [k for k in AXES if k in rows[0]]
     lines = [f"Sampling sweep for `{meta['model']}` ({meta['prompts']}; the evaluation uses seed 0).", "",
              "| " + " | ".join(names) + " | seen | held-out | all right (95% CI) |",
              "|" + " --- |" * (len(names) + 3)]
@@ -56,6 +59,8 @@ def table(rows: list[dict], meta: dict) -> str:
         mark = " **(best)**" if r is best else ""
         lines.append("| " + " | ".join(f"{r[k]:g}" for k in names) + f" | {r['seen_all_right']:.0%} | "
                      f"{r['held_out_all_right']:.0%} | {r['all_right']:.1%} [{low:.1%}, {high:.1%}]{mark} |")
+    if "command" in meta:
+        lines += ["", f"Command: `{meta['command']}`."]
     return "\n".join(lines) + "\n"
 
 
@@ -66,17 +71,18 @@ def plot(rows: list[dict], path: Path, name: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    temperatures = list(dict.fromkeys(r.get("temperature") for r in rows))
-    for temperature in temperatures:
-        mine = [r for r in rows if r.get("temperature") == temperature]
+    others = [k for k in AXES[1:] if k in rows[0]]  # one line per combination of the non-guidance options
+    series = list(dict.fromkeys(tuple(r[k] for k in others) for r in rows))
+    for values in series:
+        mine = [r for r in rows if tuple(r[k] for k in others) == values]
         ax.errorbar([r["guidance"] for r in mine], [100 * r["all_right"] for r in mine],
                     yerr=[[100 * (r["all_right"] - r["ci95"][0]) for r in mine],
                           [100 * (r["ci95"][1] - r["all_right"]) for r in mine]], marker="o", capsize=3,
-                    label=None if temperature is None else f"temperature {temperature:g}")
+                    label=", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in zip(others, values)) or None)
     ax.set_xlabel("guidance scale")
     ax.set_ylabel("checker all-right, tuning prompts (%)")
     ax.set_title(f"{name}: sampling sweep")
-    if temperatures != [None]:
+    if others:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -88,6 +94,9 @@ def main() -> None:
     parser.add_argument("--guidance", nargs="+", type=float, required=True)
     parser.add_argument("--temperature", nargs="+", type=float, default=None,
                         help="sampling temperatures (token models only; ignored where the model takes none)")
+    parser.add_argument("--top-k", dest="top_k", nargs="+", type=int, default=None, help="top-k cut-offs (0: none)")
+    parser.add_argument("--top-p", dest="top_p", nargs="+", type=float, default=None, help="nucleus masses (1: none)")
+    parser.add_argument("--name", default=None, help="results file stem under benchmarks/results/ (default sweep_MODEL)")
     parser.add_argument("-n", type=int, default=50, help="prompts per set (seen and held-out) per cell")
     parser.add_argument("--seed", type=int, default=1, help="draw of the tuning prompts; keep it off 0, the evaluation's")
     parser.add_argument("--threads", type=int, default=2)
@@ -100,9 +109,10 @@ def main() -> None:
         print(f"{options}: all right {rows[-1]['all_right']:.1%} (seen {rows[-1]['seen_all_right']:.0%}, "
               f"held-out {rows[-1]['held_out_all_right']:.0%})", flush=True)
     meta = {"model": pipe.name, "prompts": f"seen + held-out pairs, n={args.n} each, seed {args.seed}",
+            "command": f"python benchmarks/sweep.py {shlex.join(sys.argv[1:])}",
             "threads": args.threads, "best": {k: v for k, v in max(rows, key=lambda r: r["all_right"]).items()
-                                              if k in ("guidance", "temperature")}}
-    stem = RESULTS / f"sweep_{pipe.name}"
+                                              if k in AXES}}
+    stem = RESULTS / (args.name or f"sweep_{pipe.name}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table(rows, meta))
