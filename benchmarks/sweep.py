@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import torch
+from plots import pyplot
 
 from t2v import load_pipeline
 from t2v.eval.run import checker_rates
@@ -28,7 +29,7 @@ from t2v.eval.shapes import wilson_interval
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROMPT_SETS = ("seen", "held_out")
-AXES = ("guidance", "temperature", "top_k", "top_p")  # sampling options a sweep can vary, guidance always
+AXES = ("guidance", "temperature", "top_k", "top_p", "choice_temperature")  # sampling options a sweep can vary, guidance always
 
 
 def score_cell(pipe, options: dict, *, n: int, seed: int) -> dict:
@@ -65,25 +66,23 @@ def table(rows: list[dict], meta: dict) -> str:
 
 
 def plot(rows: list[dict], path: Path, name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The rate against the option swept over most values (guidance on a tie), one line per setting of the rest."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    others = [k for k in AXES[1:] if k in rows[0]]  # one line per combination of the non-guidance options
-    series = list(dict.fromkeys(tuple(r[k] for k in others) for r in rows))
-    for values in series:
+    swept = [k for k in AXES if k in rows[0]]
+    x = max(swept, key=lambda k: len({r[k] for r in rows}))  # max keeps the first of equals: guidance
+    others = [k for k in swept if k != x]
+    for values in dict.fromkeys(tuple(r[k] for k in others) for r in rows):
         mine = [r for r in rows if tuple(r[k] for k in others) == values]
-        ax.errorbar([r["guidance"] for r in mine], [100 * r["all_right"] for r in mine],
+        ax.errorbar([r[x] for r in mine], [100 * r["all_right"] for r in mine],
                     yerr=[[100 * (r["all_right"] - r["ci95"][0]) for r in mine],
                           [100 * (r["ci95"][1] - r["all_right"]) for r in mine]], marker="o", capsize=3,
-                    label=", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in zip(others, values)) or None)
-    ax.set_xlabel("guidance scale")
+                    label=", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in zip(others, values)) or None)
+    ax.set_xlabel(x.replace("_", " ") + (" scale" if x == "guidance" else ""))
     ax.set_ylabel("checker all-right, tuning prompts (%)")
     ax.set_title(f"{name}: sampling sweep")
     if others:
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -96,6 +95,8 @@ def main() -> None:
                         help="sampling temperatures (token models only; ignored where the model takes none)")
     parser.add_argument("--top-k", dest="top_k", nargs="+", type=int, default=None, help="top-k cut-offs (0: none)")
     parser.add_argument("--top-p", dest="top_p", nargs="+", type=float, default=None, help="nucleus masses (1: none)")
+    parser.add_argument("--choice-temperature", dest="choice_temperature", nargs="+", type=float, default=None,
+                        help="MaskGIT's Gumbel noise on the confidences that pick the kept tokens (Phenaki)")
     parser.add_argument("--name", default=None, help="results file stem under benchmarks/results/ (default sweep_MODEL)")
     parser.add_argument("-n", type=int, default=50, help="prompts per set (seen and held-out) per cell")
     parser.add_argument("--seed", type=int, default=1, help="draw of the tuning prompts; keep it off 0, the evaluation's")

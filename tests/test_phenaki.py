@@ -130,6 +130,19 @@ def test_steps_out_of_range_is_an_error(phenaki):
         phenaki.generate_codes(["a red circle"], steps=0)
 
 
+def test_choice_temperature_is_the_noise_on_which_tokens_are_kept(phenaki):
+    def codes(choice_temperature, seed):
+        gens = [torch.Generator().manual_seed(seed)]
+        return phenaki.generate_codes(["a red circle moving left"], generators=gens, temperature=0.0,
+                                      choice_temperature=choice_temperature)
+
+    # greedy tokens and no Gumbel noise: the same grid whatever the generator draws
+    assert torch.equal(codes(0.0, 1), codes(0.0, 2))
+    assert any(not torch.equal(codes(50.0, 1), codes(50.0, seed)) for seed in (2, 3, 4))
+    with pytest.raises(T2VError, match="choice_temperature must be >= 0"):
+        codes(-1.0, 1)
+
+
 @pytest.fixture
 def pipe(phenaki, tmp_path):
     return load_pipeline(save_model(tmp_path / "tiny-phenaki", phenaki))

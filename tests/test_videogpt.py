@@ -102,6 +102,21 @@ def test_a_new_prior_reuses_the_tokenizer_of_a_trained_prior(tiny_videogpt, tmp_
                        tiny_videogpt.tokenizer.quantizer.codebook)
 
 
+def test_edge_weight_charges_a_blurred_edge_and_not_a_sharp_one():
+    from t2v.models.stages import reconstruction_loss
+
+    video = torch.full((1, 3, 1, 8, 8), -1.0)
+    video[..., 2:6, 2:6] = 1.0  # a sharp square
+    blurred = video.clone()
+    blurred[..., 1, 2:6] = blurred[..., 6, 2:6] = 0.0  # its top and bottom edges smeared by a pixel
+    assert reconstruction_loss(video, video, edge_weight=1.0)[1]["edge"] == 0.0
+    loss, stats = reconstruction_loss(blurred, video, edge_weight=3.0)
+    # down each of the 4 columns, steps of sizes 0, 2, 2, 0 became 1, 1, 1, 1 (4 off); across rows 1 and 6,
+    # two steps of size 0 became 1 (2 off each); each direction has 7 x 8 = 56 steps
+    assert stats["edge"] == pytest.approx((4 * 4 / 56 + 2 * 2 / 56) / 2)
+    assert loss.item() == pytest.approx(stats["mse"] + 3.0 * stats["edge"])
+
+
 def test_l1_weight_adds_an_l1_term_to_the_reconstruction_loss(tiny_vqvae_config, shapes_batch):
     from dataclasses import replace
 

@@ -52,6 +52,7 @@ class CViViTConfig:
     commitment: float = 0.25
     ema_decay: float = 0.99
     l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
+    edge_weight: float = 0.0  # weight of the gradient difference loss (sharper edges; see reconstruction_loss)
     max_slots: int = 32  # time slots the position embedding covers: up to 1 + 31 * temporal_patch frames
     num_frames: int = 16
     height: int = 64
@@ -195,7 +196,7 @@ class Phenaki(TokenizerPrior):
     config_class = PhenakiConfig
     presets: dict = {}
     tokenizer_class, tokenizer_field = CViViT, "cvivit"
-    sampling_options = ("guidance", "temperature", "steps", "first_frame")
+    sampling_options = ("guidance", "temperature", "choice_temperature", "steps", "first_frame")
 
     def __init__(self, config: PhenakiConfig) -> None:
         super().__init__()
@@ -254,14 +255,19 @@ class Phenaki(TokenizerPrior):
     @torch.inference_mode()
     def generate_codes(self, prompts: list[str], *, generators: list[torch.Generator] | None = None,
                        prefix: torch.Tensor | None = None, slots: int | None = None, steps: int | None = None,
-                       guidance: float | None = None, temperature: float | None = None) -> torch.Tensor:
-        """MaskGIT decoding of a (B, S, h, w) grid; ``prefix`` (B, P, h, w) codes of the first slots are kept."""
+                       guidance: float | None = None, temperature: float | None = None,
+                       choice_temperature: float | None = None) -> torch.Tensor:
+        """MaskGIT decoding of a (B, S, h, w) grid; ``prefix`` (B, P, h, w) codes of the first slots are kept.
+        ``choice_temperature`` scales the Gumbel noise on the confidences that pick which tokens to keep."""
         cfg = self.config
         steps = cfg.steps if steps is None else steps
         if not MIN_STEPS <= steps <= MAX_STEPS:
             raise T2VError(f"steps must be {MIN_STEPS}..{MAX_STEPS}, got {steps}")
         guidance = cfg.guidance if guidance is None else guidance
         temperature = cfg.temperature if temperature is None else temperature
+        choice_temperature = cfg.choice_temperature if choice_temperature is None else choice_temperature
+        if choice_temperature < 0:
+            raise T2VError(f"choice_temperature must be >= 0, got {choice_temperature}")
         b, guided = len(prompts), guidance != 1.0
         s_default, h, w = cfg.cvivit.latent_shape
         slots = slots or s_default
@@ -283,7 +289,7 @@ class Phenaki(TokenizerPrior):
             sampled = torch.where(unknown, sampled, flat)
             confidence = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0]  # (B, N)
             noise = -torch.log(-torch.log(uniform_per_row(generators, b, device, (flat.shape[1],)).clamp(1e-20, 1 - 1e-7)))
-            confidence = confidence + cfg.choice_temperature * (1 - (step + 1) / steps) * noise
+            confidence = confidence + choice_temperature * (1 - (step + 1) / steps) * noise
             confidence = confidence.masked_fill(~unknown, float("inf"))  # given and decided tokens stay
             still_masked = (mask_ratio((step + 1) / steps) * total).floor().long()  # (B,)
             order = confidence.argsort(dim=1)  # least confident first

@@ -15,16 +15,27 @@ from t2v.checkpoint import load_model, read_config, read_training_stages
 from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
 
 
-def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, *, l1_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, *, l1_weight: float = 0.0,
+                        edge_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """MSE plus ``l1_weight`` x L1 (VQGAN's reconstruction term: the L1 optimum is a median, so an
-    uncertain pixel keeps one of its candidate colours instead of their blend), and the PSNR."""
+    uncertain pixel keeps one of its candidate colours instead of their blend) plus ``edge_weight`` x
+    the gradient difference loss (Mathieu et al. 2016: how far the sizes of the horizontal and vertical
+    pixel steps differ, which a blurred edge pays for), and the PSNR."""
     mse = F.mse_loss(recon, video)
     psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
-    stats = {"mse": mse.item(), "psnr": psnr.item()}
-    if not l1_weight:
-        return mse, stats
-    l1 = F.l1_loss(recon, video)
-    return mse + l1_weight * l1, {**stats, "l1": l1.item()}
+    loss, stats = mse, {"mse": mse.item(), "psnr": psnr.item()}
+    if l1_weight:
+        l1 = F.l1_loss(recon, video)
+        loss, stats = loss + l1_weight * l1, {**stats, "l1": l1.item()}
+    if edge_weight:
+        edge = gradient_difference(recon, video)
+        loss, stats = loss + edge_weight * edge, {**stats, "edge": edge.item()}
+    return loss, stats
+
+
+def gradient_difference(recon: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """Mean | |grad recon| - |grad video| | over the width and height steps of (B, C, T, H, W) videos."""
+    return sum(F.l1_loss(recon.diff(dim=d).abs(), video.diff(dim=d).abs()) for d in (-1, -2)) / 2
 
 
 class VideoAutoencoder(nn.Module):
@@ -49,7 +60,8 @@ class VQVideoTokenizer(VideoAutoencoder):
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
         recon, q = self(video)
-        loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight)
+        loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight,
+                                          edge_weight=self.config.edge_weight)
         return loss + q.commitment_loss, {**stats, "perplexity": q.perplexity.item()}
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ class VQVAEConfig:
     commitment: float = 0.25
     ema_decay: float = 0.99
     l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
+    edge_weight: float = 0.0  # weight of the gradient difference loss (sharper edges; see reconstruction_loss)
     num_frames: int = 16
     height: int = 64
     width: int = 64
