@@ -150,6 +150,17 @@ def file_sections(results: Path, pattern: str, command: str) -> str:
     return "\n".join(parts + [f"Command: `{command}`."]) if parts else f"Not measured yet: run `{command}`."
 
 
+def failures_section(results: Path) -> str:
+    """Each model's failure analysis: its tables, the shape-confusion plot and the sheet of failed videos."""
+    parts = []
+    for md in sorted(results.glob("failures_*.md")):
+        parts += [md.read_text().strip(), ""]
+        for png in (md.with_suffix(".png"), md.with_name(f"{md.stem}_sheet.png")):
+            if png.is_file():
+                parts += [f"![{png.stem}](../benchmarks/results/{png.name})", ""]
+    return "\n".join(parts) if parts else "Not measured yet: run `python benchmarks/failures.py --model MODEL`."
+
+
 def sizes_section(checkpoints: Path) -> str:
     """The sizes suite of every bundled model that has one (DiT: any size and duration)."""
     parts = []
@@ -229,7 +240,8 @@ def main() -> None:
              "## Any size and duration", "", sizes_section(args.checkpoints), "",
              "## Samplers and sampling steps", "",
              file_sections(args.results, "samplers_*.md", "python benchmarks/samplers.py --model MODEL"), "",
-             "## Guidance and temperature (tuning prompts)", "",
+             "## Where the models fail", "", failures_section(args.results), "",
+             "## Guidance, temperature and top-k (tuning prompts)", "",
              file_sections(args.results, "sweep_*.md", "python benchmarks/sweep.py --model MODEL --guidance 1.5 3 5 8"), "",
              "## DiT conditioning (adaLN-Zero, in-context, cross-attention)", "",
              file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py --steps 600"), "",

@@ -30,6 +30,7 @@ from t2v.train import train_from_config
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ATTRIBUTES = ("colour", "shape", "size", "motion", "all_right")
+MEASURED_SETTINGS = ("codebook_size", "l1_weight", "edge_weight")  # shown for a --measure row
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -76,9 +77,10 @@ def measured_row(name: str, directory: Path, n: int) -> dict:
     model = load_model(directory)
     tokenizer = tokenizer_of(model)
     stages = [s for s in read_training_stages(directory) if s.get("family") == tokenizer.family]
-    overrides = {k: getattr(tokenizer.config, k) for k in ("l1_weight",) if hasattr(tokenizer.config, k)}
+    overrides = {k: getattr(tokenizer.config, k) for k in MEASURED_SETTINGS if hasattr(tokenizer.config, k)}
+    log = directory.parent / "log.jsonl"  # where this script (or a plain `t2v train`) left the training log
     return row(name, {"measured": str(directory), **overrides}, stages[-1] if stages else {}, recon_suite(model, n=n),
-               final_mse=None)
+               final_mse=mean_of_last(log, "mse") if log.is_file() else None)
 
 
 def command_line(argv: list[str]) -> str:
