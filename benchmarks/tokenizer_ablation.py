@@ -67,7 +67,7 @@ def row(name: str, overrides: dict, record: dict, recon: dict, *, final_mse: flo
     print(f"{name}: {record.get('steps')} steps in {record.get('wall_minutes')} min, PSNR {recon['psnr_db']:.2f} dB, "
           f"checker on reconstructions {checker['all_right']:.1%}")
     return {"variant": name, "overrides": overrides, "steps": record.get("steps"), "wall_minutes": record.get("wall_minutes"),
-            "command": record.get("command"), "hardware": record.get("hardware"), "final_mse": final_mse,
+            "command": (record.get("command") or "").replace(f"{ROOT}/", "") or None, "hardware": record.get("hardware"), "final_mse": final_mse,
             "psnr_db": recon["psnr_db"], "ssim": recon["ssim"], "codebook_usage": recon.get("codebook_usage"),
             "checker": {k: checker[k] for k in ATTRIBUTES}, "ci95": checker["ci95"]["all_right"]}
 
