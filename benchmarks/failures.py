@@ -100,10 +100,15 @@ def markdown(model: str, results: dict, n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def matrix_counts(matrix: dict[str, dict[str, int]], values: list[str]) -> list[list[int]]:
+    """A confusion dict as rows (asked, in ``values`` order) of counts (found: ``values``, then none)."""
+    return [[matrix[a].get(f, 0) for f in [*values, NONE]] for a in values]
+
+
 def matrix_table(matrix: dict[str, dict[str, int]], values: list[str]) -> list[str]:
     found = [*values, NONE]
     return ["| asked | " + " | ".join(found) + " |", "|" + " --- |" * (len(found) + 1),
-            *(f"| {a} | " + " | ".join(str(matrix[a].get(f, 0)) for f in found) + " |" for a in values)]
+            *(f"| {a} | " + " | ".join(map(str, counts)) + " |" for a, counts in zip(values, matrix_counts(matrix, values)))]
 
 
 def plot_confusions(results: dict, path: Path) -> None:
@@ -113,8 +118,7 @@ def plot_confusions(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
     found = [*SHAPES, NONE]
     for ax, (name, who) in zip(axes[0], panels):
-        matrix = results[name][who]["confusion"]["shape"]
-        grid = np.array([[matrix[a].get(f, 0) for f in found] for a in SHAPES])
+        grid = np.array(matrix_counts(results[name][who]["confusion"]["shape"], VALUES["shape"]))
         ax.imshow(grid, cmap="Blues")
         for (i, j), v in np.ndenumerate(grid):
             ax.text(j, i, str(v), ha="center", va="center", color="black" if v < grid.max() / 2 else "white")
