@@ -117,3 +117,31 @@ def test_bf16_autocasts_only_where_the_cpu_has_bfloat16(monkeypatch, tiny_vqvae_
     assert trainer.bf16 is native
     assert any("training in float32" in line for line in logs) is not native
     assert torch.isfinite(torch.tensor(trainer.train_step()["loss"]))
+
+
+def test_init_from_starts_at_the_trained_weights_and_keeps_their_history(tmp_path):
+    from t2v.train import train_from_config
+
+    first = train_from_config("videogpt-vqvae", write_config(tmp_path, "first"), log=lambda *_: None)
+    trained = load_file(first / "model.safetensors")
+    config = write_config(tmp_path, "tuned")
+    tuned = train_from_config("videogpt-vqvae", config, overrides={"steps": 1, "lr": 1e-9, "warmup_steps": 1,
+                                                                   "ema_decay": 0.0, "init_from": str(first)},
+                              log=lambda *_: None)
+    weights = load_file(tuned / "model.safetensors")
+    learned = [k for k in trained if not k.startswith("quantizer.")]  # the EMA codebook updates without lr
+    changed = max((weights[k].float() - trained[k].float()).abs().max().item() for k in learned)
+    assert changed < 1e-3  # one step at lr 1e-9 from the trained weights, not from a fresh init
+    stages = json.loads((tuned / "training.json").read_text())["stages"]
+    assert [s["steps"] for s in stages] == [6, 1] and stages[-1]["init_from"] == str(first)
+
+
+def test_init_from_another_architecture_is_a_one_line_error(tmp_path):
+    from t2v.errors import T2VError
+    from t2v.train import train_from_config
+
+    first = train_from_config("videogpt-vqvae", write_config(tmp_path, "first"), log=lambda *_: None)
+    config = tmp_path / "wider.yaml"
+    config.write_text(write_config(tmp_path, "wider").read_text().replace("preset: tiny,", "preset: tiny, codebook_size: 32,"))
+    with pytest.raises(T2VError, match="init_from .*architecture differs"):
+        train_from_config("videogpt-vqvae", config, overrides={"init_from": str(first)}, log=lambda *_: None)

@@ -10,7 +10,7 @@ from t2v.errors import T2VError
 from t2v.models import model_class
 from t2v.train.trainer import TrainConfig, Trainer, process_rank_world
 
-__all__ = ["TrainConfig", "Trainer", "build_data", "build_model", "train_from_config"]
+__all__ = ["TrainConfig", "Trainer", "build_data", "build_model", "start_from_trained", "train_from_config"]
 
 
 def build_model(family: str, section: dict | None):
@@ -23,6 +23,20 @@ def build_model(family: str, section: dict | None):
         raise T2VError(f"unknown preset {preset!r} for {family}; known: {', '.join(presets)}")
     config = from_dict(cls.config_class, {**presets.get(preset, {}), **section}, where=f"{family} model config")
     return cls.for_training(config) if hasattr(cls, "for_training") else cls(config)
+
+
+def start_from_trained(model, directory: str) -> None:
+    """Fine-tuning: copy the weights of the trained model in ``directory`` (same family and
+    architecture) into ``model``; its training history becomes the earlier stages of the new card."""
+    from t2v.checkpoint import load_model, read_training_stages
+
+    trained = load_model(directory, family=model.family)
+    try:
+        model.load_state_dict(trained.state_dict())
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise T2VError(f"init_from {directory}: its architecture differs from the configured model ({first})") from None
+    model.earlier_stages = read_training_stages(directory)
 
 
 def build_data(section: dict | None, *, where: str = "data"):
@@ -53,6 +67,8 @@ def train_from_config(family: str, config_path: str | Path, *, resume: bool = Fa
         torch.set_num_threads(train_cfg.threads)
     torch.manual_seed(train_cfg.seed)  # the same config always starts from the same weights
     model = build_model(family, spec.get("model"))
+    if train_cfg.init_from:
+        start_from_trained(model, train_cfg.init_from)
     data = build_data(spec.get("data"), where=f"{config_path} data")
     recipe = f"t2v train {family} --config {config_path}"
     return Trainer(model, data, train_cfg, log=log, recipe=recipe).run(resume=resume)

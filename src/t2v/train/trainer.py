@@ -58,6 +58,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop early (with a checkpoint) after this wall time; 0 = no limit
     seed: int = 0
     out_dir: str = "runs/model"
+    init_from: str = ""  # fine-tune: start from this trained model directory's weights (optimiser and schedule start fresh)
     half_export: bool = False  # store the exported model in fp16
     distributed: str = "ddp"  # with several processes: ddp, or fsdp (GPUs only)
     extra: dict = field(default_factory=dict)
@@ -239,9 +240,10 @@ class Trainer:
 
     def stage_record(self) -> dict:
         cfg = self.cfg
-        return {"family": self.model.family, "command": self.recipe, "steps": self.step,
-                "global_batch": self.global_batch, "processes": self.world, "wall_minutes": round(self.elapsed / 60, 1),
-                "runs": self.sessions, "hardware": describe_hardware(self.device, cfg.threads)}
+        record = {"family": self.model.family, "command": self.recipe, "steps": self.step,
+                  "global_batch": self.global_batch, "processes": self.world, "wall_minutes": round(self.elapsed / 60, 1),
+                  "runs": self.sessions, "hardware": describe_hardware(self.device, cfg.threads)}
+        return record | ({"init_from": cfg.init_from} if cfg.init_from else {})
 
     @property
     def global_batch(self) -> int:
