@@ -79,7 +79,7 @@ def main() -> None:
         (out / "log.jsonl").unlink(missing_ok=True)
         model_dir = train_from_config("dit", config_path)
         record = json.loads((model_dir / "training.json").read_text())["stages"][-1]
-        pipe = load_pipeline(model_dir)
+        pipe = load_pipeline(model_dir, precision="float32")  # as `t2v eval` measures
         rates = checker_rates(pipe, n=args.n)
         params = sum(p.numel() for n, p in pipe.model.named_parameters() if not n.startswith(("tokenizer.", "text.encoder.")))
         rows.append({"conditioning": conditioning, "steps": record["steps"], "wall_minutes": record["wall_minutes"],

@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, precision="float32")  # as `t2v eval` measures
     results, sheet_videos, sheet_rows = {}, [], []
     for name in ("seen", "held_out"):
         prompts = [p for _, p in prompt_set(name, n=args.n, seed=0)]

@@ -1,18 +1,18 @@
 """Seconds per generated video for a bundled model on the CPU (or GPU), as JSON.
 
     python benchmarks/latency.py --model videogpt-shapes --threads 2   # -> benchmarks/results/latency_videogpt-shapes.json
-    python benchmarks/latency.py --model phenaki-shapes --bf16 --json runs/latency_phenaki_bf16.json
+    python benchmarks/latency.py --model phenaki-shapes --precision bf16 --json runs/latency_phenaki_bf16.json
 
 Median of ``--repeats`` runs after two warm-up runs; for autoregressive families it also
 times sampling without the KV cache; token models report their tokens per video, and models with
-a choice of sampling steps their default number of steps. ``--bf16`` samples under bfloat16 autocast,
-which pays only on hardware with bfloat16 instructions (AMX / AVX512-BF16 CPUs, GPUs).
+a choice of sampling steps their default number of steps. ``--precision`` is the pipeline's: float32
+(the default here), bf16 (autocast; pays only with bfloat16 instructions: AMX / AVX512-BF16 CPUs, GPUs)
+or auto, what ``t2v generate`` uses.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 from pathlib import Path
@@ -31,17 +31,15 @@ def main() -> None:
     parser.add_argument("--model", default="videogpt-shapes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--bf16", action="store_true", help="sample under bfloat16 autocast")
+    parser.add_argument("--precision", default="float32", choices=("auto", "float32", "bf16"))
     parser.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/latency_MODEL.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, precision=args.precision)
     t, h, w = pipe.video_shape
-    precision = torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
-    with precision:
-        median, times = median_seconds(lambda: pipe(PROMPT, seed=0), repeats=args.repeats)
+    median, times = median_seconds(lambda: pipe(PROMPT, seed=0), repeats=args.repeats)
     result = {"model": pipe.name, "video": f"{t}x{h}x{w}", "threads": args.threads, "repeats": args.repeats,
-              "precision": "bf16 autocast" if args.bf16 else "float32",
+              "precision": pipe.precision,
               "seconds_per_video": round(median, 4), "times": [round(x, 4) for x in times],
               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
     if hasattr(pipe.model, "num_tokens"):
@@ -50,8 +48,7 @@ def main() -> None:
         config = pipe.model.config  # the default number of sampling steps: MaskGIT's, or the diffusion sampler's
         result["steps"] = getattr(config, "steps", None) or config.diffusion.steps
     if "use_cache" in getattr(pipe.model, "sampling_options", ()):
-        with precision:
-            no_cache, _ = median_seconds(lambda: pipe(PROMPT, seed=0, use_cache=False), repeats=3, warmup=1)
+        no_cache, _ = median_seconds(lambda: pipe(PROMPT, seed=0, use_cache=False), repeats=3, warmup=1)
         result["seconds_per_video_without_kv_cache"] = round(no_cache, 4)
         result["kv_cache_speedup"] = round(no_cache / median, 2)
     result["peak_rss_mb"] = round(peak_memory_mb(), 1)

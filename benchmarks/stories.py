@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, precision="float32")  # as `t2v eval` measures
     t, _, w = pipe.video_shape
     limit = 2 * speed_px(w)
     rows, sheets = [], []

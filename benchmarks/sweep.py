@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args.model, precision="float32")  # as `t2v eval` measures
     rows = []
     for options in grid(args, pipe):
         rows.append(score_cell(pipe, options, n=args.n, seed=args.seed))

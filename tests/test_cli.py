@@ -39,7 +39,7 @@ def test_generate_writes_mp4_and_contact_sheet(tmp_path, tiny_checkpoint):
     video = read_video(tmp_path / "v.mp4")
     assert video.frames.shape == (8, 32, 32, 3)
     assert (tmp_path / "v.png").stat().st_size > 0
-    assert "wrote" in result.stdout
+    assert "wrote" in result.stdout and "(float32)" in result.stdout  # VideoGPT samples in float32 everywhere
 
 
 def test_same_seed_same_video(tmp_path, tiny_checkpoint):
@@ -66,6 +66,7 @@ def test_prompts_file_makes_one_video_per_line(tmp_path, tiny_checkpoint):
     (["generate", "a red circle", "--frames", "99", "--model", "TINY"], ["num_frames must be 8"]),
     (["generate", "a red circle", "-o", "OUT/missing/v.mp4", "--model", "TINY"], ["does not exist"]),
     (["generate", "a red circle", "-o", "OUT/v.avi", "--model", "TINY"], [".avi"]),
+    (["generate", "a red circle", "--precision", "fp8", "--model", "TINY"], ["precision must be one of"]),
     (["generate", "--prompts", "OUT/bad.tsv", "--out", "OUT/vids", "--model", "TINY"], ["line 1"]),
     (["eval", "TINY", "--suite", "nope"], ["unknown suite 'nope'"]),
     (["train", "videogpt", "--config", "OUT/missing.yaml"], ["missing.yaml"]),

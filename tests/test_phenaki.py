@@ -208,3 +208,30 @@ def test_story_from_the_command_line(phenaki, tiny_videogpt, tmp_path):
         done = subprocess.run([sys.executable, "-m", "t2v.cli", "generate", *extra, "--model", str(gpt), "-o",
                                str(tmp_path / "x.mp4")], capture_output=True, text=True)
         assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "float32")])
+def test_auto_precision_samples_in_bf16_only_with_bfloat16_instructions(phenaki, monkeypatch, native, expected):
+    import t2v.pipelines.base as base
+    from t2v.pipelines.phenaki import PhenakiPipeline
+
+    monkeypatch.setattr(base, "bf16_is_fast", lambda device: native)
+    pipe = PhenakiPipeline(phenaki, precision="auto")
+    assert pipe.precision == expected
+    seen = []
+    hook = phenaki.head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    try:
+        video = pipe("a red circle moving left", seed=0)
+        story = pipe.story(["a red circle moving left", "a red circle moving up"], seed=0, num_frames=4)
+    finally:
+        hook.remove()
+    assert video.frames.dtype == np.uint8 and video.frames.shape == (7, 32, 32, 3) and story.num_frames == 8
+    assert set(seen) == {torch.bfloat16 if expected == "bf16" else torch.float32}
+
+
+def test_unknown_precision_is_a_one_line_error(phenaki):
+    from t2v.pipelines.phenaki import PhenakiPipeline
+
+    with pytest.raises(T2VError, match="precision must be one of auto, float32, bf16, got 'fp8'"):
+        PhenakiPipeline(phenaki, precision="fp8")
+    assert PhenakiPipeline(phenaki).precision == "float32"  # a pipeline built directly (as `t2v eval` does)

@@ -50,6 +50,8 @@ def generate(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for --prompts videos."),
     fmt: str = typer.Option("mp4", "--format", help="Format for --prompts videos: mp4, gif or npy."),
     sheet: bool = typer.Option(False, "--sheet", help="Also write a PNG contact sheet beside the video."),
+    precision: str = typer.Option("auto", "--precision", help="auto, float32 or bf16 (auto: bf16 where it was "
+                                  "measured faster at the same quality and the CPU has bfloat16 instructions)."),
 ) -> None:
     """Generate a video from a prompt.
 
@@ -75,7 +77,7 @@ def generate(
         items = read_prompts(prompts)
         out_dir.mkdir(parents=True, exist_ok=True)
         check_writable_folder(out_dir)
-        pipe = load_pipeline(model)
+        pipe = load_pipeline(model, precision=precision)
         videos = pipe.generate_batch([p for _, p in items], seed=seed, progress=True, **shape, **options)
         for (vid, _), video in zip(items, videos):
             video.save(out_dir / f"{vid}.{fmt}")
@@ -90,7 +92,7 @@ def generate(
     if output == DEFAULT_OUTPUT:
         output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output)
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, precision=precision)
     if first_frame is not None:
         options["first_frame"] = first_frame
     start = time.perf_counter()
@@ -105,7 +107,7 @@ def generate(
     else:
         video = pipe(prompt[0], seed=seed, **shape, **options)
     seconds = time.perf_counter() - start
-    typer.echo(f"{pipe.name}: {video.num_frames}x{video.height}x{video.width} in {seconds:.2f} s")
+    typer.echo(f"{pipe.name}: {video.num_frames}x{video.height}x{video.width} in {seconds:.2f} s ({pipe.precision})")
     typer.echo(f"wrote {video.save(output)}")
     if sheet:
         typer.echo(f"wrote {video.save(output.with_suffix('.png'))}")

@@ -197,6 +197,9 @@ class Phenaki(TokenizerPrior):
     presets: dict = {}
     tokenizer_class, tokenizer_field = CViViT, "cvivit"
     sampling_options = ("guidance", "temperature", "choice_temperature", "steps", "first_frame")
+    # bfloat16 sampling: 0.445 s against 0.693 s per video on 2 AMX-BF16 Xeon threads, checker rates
+    # unchanged within noise (seen 5% / held-out 9% against 6% / 7%, n=100); a pipeline's "auto" uses it
+    bf16_sampling = True
 
     def __init__(self, config: PhenakiConfig) -> None:
         super().__init__()

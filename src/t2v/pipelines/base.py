@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -13,10 +14,12 @@ from tqdm import tqdm
 
 from t2v.checkpoint import load_model, read_config
 from t2v.errors import T2VError
+from t2v.hardware import bf16_is_fast
 from t2v.video import Video, read_image
 
 DEFAULT_MODEL = "videogpt-shapes"
 MAX_PROMPT_CHARS = 1000
+PRECISIONS = ("auto", "float32", "bf16")
 
 
 def bundled_dir() -> Path:
@@ -67,11 +70,30 @@ def check_seed(seed: int | None) -> int:
     return seed
 
 
+def resolve_precision(precision: str, model: torch.nn.Module) -> str:
+    """"float32" or "bf16". "auto" is bf16 for families where bfloat16 sampling was measured to be
+    faster at the same checker rate (``bf16_sampling``), on hardware with bfloat16 instructions."""
+    if precision not in PRECISIONS:
+        raise T2VError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    device = next(model.parameters()).device
+    return "bf16" if getattr(model, "bf16_sampling", False) and bf16_is_fast(device) else "float32"
+
+
 class Pipeline:
     """``pipe(prompt, seed=..., num_frames=..., height=..., width=...) -> Video`` for one loaded model."""
 
-    def __init__(self, model: torch.nn.Module, *, name: str = "model", directory: Path | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, *, name: str = "model", directory: Path | None = None,
+                 precision: str = "float32") -> None:
         self.model, self.name, self.directory = model.eval(), name, directory
+        self.precision = resolve_precision(precision, model)
+
+    def sampling_precision(self):
+        """The context that samples at ``self.precision``: bfloat16 autocast, or float32 as stored."""
+        if self.precision == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(next(self.model.parameters()).device.type, dtype=torch.bfloat16)
 
     @property
     def video_shape(self) -> tuple[int, int, int]:
@@ -131,15 +153,19 @@ class Pipeline:
         for start in tqdm(starts, desc=self.name, disable=not progress):
             chunk = prompts[start:start + batch_size]
             generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-            frames = self.model.generate(chunk, generators=generators,
-                                         **self.model_options(num_frames, height, width), **options)  # uint8 (B, T, H, W, 3)
+            with self.sampling_precision():
+                frames = self.model.generate(chunk, generators=generators,
+                                             **self.model_options(num_frames, height, width), **options)  # uint8 (B, T, H, W, 3)
             videos += [Video(f.numpy(), fps=self.fps) for f in frames]
         return videos
 
-def load_pipeline(name_or_dir: str | os.PathLike = DEFAULT_MODEL, *, device: str = "cpu") -> Pipeline:
-    """Load a bundled model by name, or a checkpoint directory, as a ready pipeline."""
+def load_pipeline(name_or_dir: str | os.PathLike = DEFAULT_MODEL, *, device: str = "cpu",
+                  precision: str = "auto") -> Pipeline:
+    """Load a bundled model by name, or a checkpoint directory, as a ready pipeline sampling at
+    ``precision``: "float32", "bf16" (autocast) or "auto" (see ``resolve_precision``)."""
     directory = resolve_model(name_or_dir)
     family = read_config(directory)["family"]
     from t2v.pipelines import pipeline_class
 
-    return pipeline_class(family)(load_model(directory, device=device), name=directory.name, directory=directory)
+    return pipeline_class(family)(load_model(directory, device=device), name=directory.name, directory=directory,
+                                       precision=precision)

@@ -42,9 +42,10 @@ class PhenakiPipeline(Pipeline):
         num_frames = num_frames or self.video_shape[0]
         generators = [torch.Generator().manual_seed(check_seed(seed))]
         first = None if first_frame is None else self.first_frame_tensor(first_frame)
-        video = self.model.generate(prompts[:1], generators=generators, first_frame=first,
-                                    **self.model_options(num_frames, None, None), **options)  # (1, T, H, W, 3)
-        for prompt in prompts[1:]:
-            video = torch.cat([video, self.model.continue_video(video, [prompt], num_frames, generators=generators,
-                                                                **options)], dim=1)
+        with self.sampling_precision():
+            video = self.model.generate(prompts[:1], generators=generators, first_frame=first,
+                                        **self.model_options(num_frames, None, None), **options)  # (1, T, H, W, 3)
+            for prompt in prompts[1:]:
+                video = torch.cat([video, self.model.continue_video(video, [prompt], num_frames,
+                                                                    generators=generators, **options)], dim=1)
         return Video(video[0].numpy(), fps=self.fps)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import random
 import time
 from contextlib import nullcontext
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from t2v.checkpoint import TRAINING_FILE, load_tensors, save_model, save_tensors
 from t2v.errors import T2VError
+from t2v.hardware import bf16_is_fast, describe_hardware
 
 STATE_FILE = "train_state.safetensors"
 
@@ -359,40 +359,6 @@ class Trainer:
         b, t = frames.shape[:2]
         sheet = contact_sheet(frames.reshape(b * t, *frames.shape[2:]).numpy(), columns=t)  # one row per video
         sheet.save(self.out_dir / "samples" / f"step_{self.step:06d}.png")
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 autocast speeds training up here: on GPUs, and on CPUs with bfloat16 instructions.
-
-    On a CPU without them (AVX2 only, say) bfloat16 matmuls are emulated: on 2 AVX2 threads a
-    DiT step took 9.0 s against 0.62 s in float32 (14x), a VideoGPT prior step 36 s against 1.25 s.
-    """
-    if device.type != "cpu":
-        return True
-    info = cpuinfo()
-    if info is None:  # not Linux: Apple silicon has bfloat16 instructions, x86 is not assumed to
-        return platform.machine() in ("arm64", "aarch64")
-    return any(flag in info for flag in ("avx512_bf16", "amx_bf16", " bf16"))
-
-
-def cpuinfo() -> str | None:
-    """The text of /proc/cpuinfo, or None where there is none."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-
-
-def describe_hardware(device: torch.device, threads: int) -> str:
-    """E.g. "cpu: AMD EPYC 9B14, 2 threads" or "cuda: NVIDIA H100 80GB HBM3"."""
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    name = platform.processor() or platform.machine()
-    for line in (cpuinfo() or "").splitlines():
-        if line.startswith("model name"):
-            name = line.split(":", 1)[1].strip()
-            break
-    return f"cpu: {name}, {threads or torch.get_num_threads()} threads"
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
