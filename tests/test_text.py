@@ -69,6 +69,17 @@ def test_minilm_is_deterministic_and_cache_matches_fresh_encoding(minilm):
     assert torch.allclose(mixed.pooled[0], fresh.pooled[1], atol=1e-5)
 
 
+def test_minilm_encodes_in_float32_under_a_callers_bf16_autocast(minilm):
+    """A bf16 sampler that meets a prompt first must not leave a bf16-rounded encoding in the shared cache."""
+    MiniLMEncoder.clear_cache()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = minilm(PROMPTS)
+    MiniLMEncoder.clear_cache()
+    plain = minilm(PROMPTS)
+    assert under_autocast.states.dtype == torch.float32
+    assert torch.equal(under_autocast.states, plain.states) and torch.equal(under_autocast.pooled, plain.pooled)
+
+
 def test_minilm_results_do_not_alias_the_cache(minilm):
     first = minilm(["a square"])
     expected = first.states.clone()

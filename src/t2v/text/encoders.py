@@ -203,19 +203,24 @@ class MiniLMEncoder(TextEncoder):
 
     @torch.no_grad()
     def encode_uncached(self, prompts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Run MiniLM on ``prompts``: per prompt (states (L_i, D), pooled (D,)) on the CPU, unpadded."""
+        """Run MiniLM on ``prompts``: per prompt (states (L_i, D), pooled (D,)) on the CPU, unpadded.
+
+        Always in float32, whatever autocast the caller runs under: the encodings are cached and
+        shared, so one bf16 sampler must not change what every later caller gets for a prompt."""
         tokenizer, model = load_minilm(self.anchor.device)
         out = []
-        for start in range(0, len(prompts), ENCODE_CHUNK):
-            chunk = prompts[start:start + ENCODE_CHUNK]
-            tokens = tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-            tokens = {k: v.to(self.anchor.device) for k, v in tokens.items()}
-            states = model(**tokens).last_hidden_state.float()  # (b, L, 384)
-            mask = tokens["attention_mask"].bool()  # (b, L)
-            mean = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # (b, 384): sentence-transformers pooling
-            pooled = F.normalize(mean, dim=-1)
-            lengths = mask.sum(1).tolist()
-            out += [(states[i, :n].cpu().clone(), pooled[i].cpu().clone()) for i, n in enumerate(lengths)]
+        with torch.autocast(self.anchor.device.type, enabled=False):
+            for start in range(0, len(prompts), ENCODE_CHUNK):
+                chunk = prompts[start:start + ENCODE_CHUNK]
+                tokens = tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="pt")
+                tokens = {k: v.to(self.anchor.device) for k, v in tokens.items()}
+                states = model(**tokens).last_hidden_state.float()  # (b, L, 384)
+                mask = tokens["attention_mask"].bool()  # (b, L)
+                mean = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # (b, 384): sentence-transformers pooling
+                pooled = F.normalize(mean, dim=-1)
+                lengths = mask.sum(1).tolist()
+                out += [(states[i, :n].cpu().clone(), pooled[i].cpu().clone()) for i, n in enumerate(lengths)]
         return out
 
     def forward(self, prompts: list[str]) -> TextEmbedding:
