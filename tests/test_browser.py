@@ -1,5 +1,6 @@
 """``t2v serve`` in a real browser: headless Chromium types a prompt, clicks Generate, waits for the
-video to load and saves docs/serve_screenshot.png. Skipped without selenium, chromium and chromedriver
+video to load and takes a screenshot; with T2V_UPDATE_DOCS=1 it becomes docs/serve_screenshot.png (a
+plain test run leaves the tracked files alone). Skipped without selenium, chromium and chromedriver
 (Debian/Ubuntu: apt-get install chromium chromium-driver)."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", 
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs chromium and chromedriver")
 
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "serve_screenshot.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "serve_screenshot.png"
 PROMPT = "a large red circle moving left"  # the demo prompt, a seen pair
 START_S, GENERATE_S = 180, 180
 
@@ -79,7 +80,7 @@ def browser():
     driver.quit()
 
 
-def test_page_generates_a_video_that_plays(server_url, browser):
+def test_page_generates_a_video_that_plays(server_url, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -99,5 +100,5 @@ def test_page_generates_a_video_that_plays(server_url, browser):
     assert size[:2] == [64, 64] and size[2] > 1.5, size  # 16 frames at 8 fps
     time.sleep(1)  # let the video play a little, so the screenshot shows it moving
     browser.set_window_size(1280, browser.execute_script("return document.documentElement.scrollHeight") + 140)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT)) and SCREENSHOT.stat().st_size > 10_000
+    screenshot = DOCS_SCREENSHOT if os.environ.get("T2V_UPDATE_DOCS") == "1" else tmp_path / "serve.png"
+    assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
