@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from plots import pyplot
 
 from t2v import load_pipeline
 from t2v.eval.metrics import median_seconds, peak_memory_mb
+from t2v.hardware import cpu_name
 
 PROMPT = "a small red circle moving left"
 
@@ -41,7 +41,7 @@ def main() -> None:
     result = {"model": pipe.name, "video": f"{t}x{h}x{w}", "threads": args.threads, "repeats": args.repeats,
               "precision": pipe.precision,
               "seconds_per_video": round(median, 4), "times": [round(x, 4) for x in times],
-              "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+              "cpu": cpu_name(), "torch": torch.__version__}
     if hasattr(pipe.model, "num_tokens"):
         result["tokens_per_video"] = pipe.model.num_tokens
     if "steps" in getattr(pipe.model, "sampling_options", ()):

@@ -111,13 +111,19 @@ def latency_section(results: Path) -> str:
     lines = []
     for path in sorted(results.glob("latency_*.json")):
         r = load_json(path)
-        extra = ""
+        precision = r.get("precision", "float32")
+        extra = f", {precision}" if precision != "float32" else ""
+        if "steps" in r:
+            extra += f", {r['steps']} steps"
         if "tokens_per_video" in r:
-            extra = (f"; {r['tokens_per_video']} tokens per video; without the KV cache "
-                     f"{r['seconds_per_video_without_kv_cache']:.2f} s ({r['kv_cache_speedup']:.1f}x slower)")
+            extra += f"; {r['tokens_per_video']} tokens per video"
+        if "seconds_per_video_without_kv_cache" in r:
+            extra += (f"; without the KV cache {r['seconds_per_video_without_kv_cache']:.2f} s "
+                      f"({r['kv_cache_speedup']:.1f}x slower)")
+        option = f" --precision {precision}" if precision != "float32" else ""
         lines.append(f"- `{r['model']}`: **{r['seconds_per_video']:.3f} s** per {r['video']} video, median of "
                      f"{r['repeats']} after warm-up, {r['threads']} threads on {r['cpu']}{extra}; peak RSS "
-                     f"{r['peak_rss_mb']:.0f} MiB (`python benchmarks/latency.py --model {r['model']}`)")
+                     f"{r['peak_rss_mb']:.0f} MiB (`python benchmarks/latency.py --model {r['model']}{option}`)")
     return "\n".join(lines)
 
 

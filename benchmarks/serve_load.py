@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import socket
 import subprocess
@@ -30,6 +29,7 @@ import numpy as np
 import psutil
 from plots import pyplot
 
+from t2v.hardware import cpu_name
 from t2v.video import read_video
 
 PROMPTS = ["a large red circle moving left", "a small blue square moving up", "a green triangle moving right",
@@ -183,7 +183,7 @@ def main() -> None:
         **files, "results_folder_left_after_shutdown": left_after_shutdown,
         "rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1),
                    "growth_pct": round(100 * (rss_after - rss_before) / rss_before, 2)},
-        "cpu_count": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(), "cpu": cpu_name(),
         "latencies_s": sorted(round(float(x), 3) for x in latencies),
     }
     print(json.dumps(result, indent=2))

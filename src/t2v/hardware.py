@@ -34,9 +34,12 @@ def describe_hardware(device: torch.device, threads: int) -> str:
     """E.g. "cpu: AMD EPYC 9B14, 2 threads" or "cuda: NVIDIA H100 80GB HBM3"."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    name = platform.processor() or platform.machine()
+    return f"cpu: {cpu_name()}, {threads or torch.get_num_threads()} threads"
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, e.g. "AMD EPYC 9B14"; else what ``platform`` knows."""
     for line in (cpuinfo() or "").splitlines():
         if line.startswith("model name"):
-            name = line.split(":", 1)[1].strip()
-            break
-    return f"cpu: {name}, {threads or torch.get_num_threads()} threads"
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

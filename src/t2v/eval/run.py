@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from tqdm import tqdm
 from t2v.data.shapes import make_example
 from t2v.data.stream import ShapesDataConfig, ShapesStream
 from t2v.errors import T2VError
+from t2v.hardware import cpu_name
 
 SUITES = ("shapes", "fvd", "recon", "speed", "sizes")
 # (frames, height, width) the sizes suite compares with the default 16x64x64 (DiT / Sora issue)
@@ -173,7 +173,7 @@ def speed_suite(pipe, *, repeats: int = 10, train_steps: int = 3, log=print) -> 
     median, times = median_seconds(lambda: pipe("a small red circle moving left", seed=0), repeats=repeats)
     t, h, w = pipe.video_shape
     result = {"seconds_per_video": median, "times": times, "threads": torch.get_num_threads(),
-              "video": f"{t}x{h}x{w}", "cpu": platform.processor() or platform.machine()}
+              "video": f"{t}x{h}x{w}", "cpu": cpu_name()}
     log(f"[speed] {median:.3f} s per {t}x{h}x{w} video (median of {repeats}, {result['threads']} threads)")
     result |= train_throughput(pipe.model, pipe.video_shape, steps=train_steps)
     if result["train_videos_per_s"] is None:
