@@ -248,6 +248,8 @@ def main() -> None:
              file_sections(args.results, "samplers_*.md", "python benchmarks/samplers.py --model MODEL"), "",
              "## Where the models fail", "", failures_section(args.results), "",
              "## Guidance, temperature and top-k (tuning prompts)", "",
+             "Each sweep ran on the weights bundled at the time: `videogpt-shapes` and `phenaki-shapes` before "
+             "their stage 2b (see their model cards), so their sampling defaults were tuned on those.", "",
              file_sections(args.results, "sweep_*.md", "python benchmarks/sweep.py --model MODEL --guidance 1.5 3 5 8"), "",
              "## DiT conditioning (adaLN-Zero, in-context, cross-attention)", "",
              file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py --steps 600"), "",
