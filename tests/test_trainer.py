@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,3 +146,103 @@ def test_init_from_another_architecture_is_a_one_line_error(tmp_path):
     config.write_text(write_config(tmp_path, "wider").read_text().replace("preset: tiny,", "preset: tiny, codebook_size: 32,"))
     with pytest.raises(T2VError, match="init_from .*architecture differs"):
         train_from_config("videogpt-vqvae", config, overrides={"init_from": str(first)}, log=lambda *_: None)
+
+
+TOKENIZER_RUNS = {  # family: model section, frames (tiny, 32x32)
+    "videogpt-vqvae": ("{preset: tiny, temporal_downsample: 2, spatial_downsample: 4, num_frames: 8, height: 32, width: 32}", 8),
+    "phenaki-cvivit": ("{preset: tiny, patch_size: 8, temporal_patch: 4, num_frames: 9, height: 32, width: 32}", 9),
+    "video-vae": ("{preset: tiny, temporal_downsample: 2, spatial_downsample: 4, num_frames: 8, height: 32, width: 32}", 8),
+}
+
+
+def tokenizer_config(tmp_path, family, name, train=""):
+    model, frames = TOKENIZER_RUNS[family]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(f"""
+        family: {family}
+        model: {model}
+        data: {{num_frames: {frames}, height: 32, width: 32, level2_prob: 0.5}}
+        train: {{steps: 3, batch_size: 2, lr: 1.0e-2, warmup_steps: 1, checkpoint_every: 100, threads: 1,
+                 log_every: 1, out_dir: {tmp_path / name} {train}}}
+    """))
+    return path
+
+
+@pytest.mark.parametrize("family", list(TOKENIZER_RUNS))
+def test_decoder_only_fine_tuning_keeps_every_code_and_moves_the_decoder(tmp_path, family):
+    from t2v.checkpoint import load_model
+    from t2v.data.stream import ShapesDataConfig, ShapesStream
+    from t2v.nn.pixels import frames_to_tensor
+    from t2v.train import train_from_config
+
+    first = train_from_config(family, tokenizer_config(tmp_path, family, "first"), log=lambda *_: None)
+    tuned = train_from_config(family, tokenizer_config(tmp_path, family, "tuned", f", init_from: {first}, decoder_only: true"),
+                              log=lambda *_: None)
+    before, after = load_model(first), load_model(tuned)
+    old, new = before.state_dict(), after.state_dict()
+    encoding = [k for k in old if k.split(".")[0] in before.encoding_parts]
+    decoding = [k for k in old if k.startswith("decoder.") and old[k].is_floating_point()]
+    assert encoding and all(torch.equal(old[k], new[k]) for k in encoding)  # codebook buffers too
+    assert any(not torch.equal(old[k], new[k]) for k in decoding)
+    video = frames_to_tensor(ShapesStream(ShapesDataConfig(num_frames=TOKENIZER_RUNS[family][1], height=32, width=32)).batch(5, 3)["video"])
+    with torch.no_grad():
+        assert torch.equal(before.encode(video), after.encode(video))
+    stages = json.loads((tuned / "training.json").read_text())["stages"]
+    assert [s["steps"] for s in stages] == [3, 3] and stages[-1]["init_from"] == str(first)
+
+
+def test_a_prior_continued_on_a_fine_tuned_decoder_keeps_that_tokenizer_and_every_stage(tmp_path):
+    """Stage 1b (decoder only, from the stage-2 model) then stage 2b: the new model pairs the prior it
+    started from with the fine-tuned decoder, and its card lists all four stages in order."""
+    from t2v.checkpoint import load_model
+    from t2v.errors import T2VError
+    from t2v.train import train_from_config
+
+    tokenizer = train_from_config("videogpt-vqvae", tokenizer_config(tmp_path, "videogpt-vqvae", "stage1"), log=lambda *_: None)
+
+    def prior_config(name, tok, train=""):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(textwrap.dedent(f"""
+            family: videogpt
+            model: {{preset: tiny, tokenizer: {tok}, text: {{name: small, dim: 32, layers: 1, heads: 2, vocab_size: 256}}}}
+            data: {{num_frames: 8, height: 32, width: 32}}
+            train: {{steps: 2, batch_size: 2, lr: 1.0e-3, warmup_steps: 1, checkpoint_every: 100, threads: 1,
+                     out_dir: {tmp_path / name} {train}}}
+        """))
+        return path
+
+    prior = train_from_config("videogpt", prior_config("stage2", tokenizer), log=lambda *_: None)
+    decoder = train_from_config("videogpt-vqvae", tokenizer_config(
+        tmp_path, "videogpt-vqvae", "stage1b", f", init_from: {prior}, decoder_only: true"), log=lambda *_: None)
+    continued = train_from_config("videogpt", prior_config("stage2b", decoder, f", init_from: {prior}, lr: 1.0e-9"),
+                                  log=lambda *_: None)
+    new, tuned, old = load_model(continued), load_model(decoder), load_model(prior)
+    assert all(torch.equal(v, tuned.state_dict()[k]) for k, v in new.tokenizer.state_dict().items())
+    assert not torch.equal(new.tokenizer.decoder[0].weight, old.tokenizer.decoder[0].weight)
+    head = new.state_dict()["head.weight"]
+    assert (head - old.state_dict()["head.weight"]).abs().max() < 1e-3  # the prior it started from
+    stages = json.loads((continued / "training.json").read_text())["stages"]
+    assert [(s["family"], s.get("init_from")) for s in stages] == [
+        ("videogpt-vqvae", None), ("videogpt-vqvae", str(prior)), ("videogpt", None), ("videogpt", str(prior))]
+    with pytest.raises(T2VError, match="holds neither a phenaki-cvivit model nor one built on it"):
+        train_from_config("phenaki-cvivit", tokenizer_config(tmp_path, "phenaki-cvivit", "foreign", f", init_from: {prior}"),
+                          log=lambda *_: None)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_names_only_known_keys(path):
+    """A typo in a recipe fails here, not half an hour into a training run."""
+    from t2v.config import from_dict, load_yaml
+    from t2v.data.stream import ShapesDataConfig
+    from t2v.models import model_class
+
+    spec = load_yaml(path)
+    assert set(spec) <= {"family", "model", "data", "train"}
+    cls = model_class(spec["family"])
+    model = dict(spec.get("model") or {})
+    preset = model.pop("preset", None)
+    assert preset is None or preset in cls.presets
+    from_dict(cls.config_class, {**cls.presets.get(preset, {}), **model}, where=path.name)
+    from_dict(ShapesDataConfig, spec.get("data"), where=path.name)
+    train = from_dict(TrainConfig, spec.get("train"), where=path.name)
+    assert train.steps > 0 and train.out_dir.startswith("runs/")

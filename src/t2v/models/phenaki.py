@@ -114,6 +114,7 @@ class CViViT(VQVideoTokenizer):
 
     family = "phenaki-cvivit"
     config_class = CViViTConfig
+    encoding_parts = ("first_in", "tube_in", "encoder", "to_code", "quantizer")
     presets: dict = {}  # filled at the end of the file
 
     def __init__(self, config: CViViTConfig) -> None:

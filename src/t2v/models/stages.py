@@ -39,7 +39,27 @@ def gradient_difference(recon: torch.Tensor, video: torch.Tensor) -> torch.Tenso
 
 
 class VideoAutoencoder(nn.Module):
-    """Subclasses define ``reconstruct_tensor``: (B, 3, T, H, W) in [-1, 1] -> its reconstruction."""
+    """Subclasses define ``reconstruct_tensor``: (B, 3, T, H, W) in [-1, 1] -> its reconstruction, and
+    ``encoding_parts``: the submodules on the way from pixels to codes or latents (with the codebook)."""
+
+    encoding_parts: tuple[str, ...] = ("encoder",)
+    encoding_frozen: bool = False
+
+    def freeze_encoding(self) -> None:
+        """Decoder-only fine-tuning: the encoding parts keep their weights and stay in eval mode (an EMA
+        codebook neither moves nor restarts codes), so every video keeps its codes or latents and a
+        prior trained on them stays valid; only the decoder learns."""
+        for name in self.encoding_parts:
+            getattr(self, name).requires_grad_(False)
+        self.encoding_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.encoding_frozen:
+            for name in self.encoding_parts:
+                getattr(self, name).eval()
+        return self
 
     @torch.no_grad()
     def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:

@@ -56,6 +56,7 @@ class VQVAE(VQVideoTokenizer):
 
     family = "videogpt-vqvae"
     config_class = VQVAEConfig
+    encoding_parts = ("encoder", "quantizer")
     presets: dict = {}  # filled at the end of the file
 
     def __init__(self, config: VQVAEConfig) -> None:

@@ -8,9 +8,10 @@ from t2v.config import from_dict, load_yaml
 from t2v.data.stream import ShapesDataConfig, ShapesStream
 from t2v.errors import T2VError
 from t2v.models import model_class
+from t2v.models.stages import VideoAutoencoder
 from t2v.train.trainer import TrainConfig, Trainer, process_rank_world
 
-__all__ = ["TrainConfig", "Trainer", "build_data", "build_model", "start_from_trained", "train_from_config"]
+__all__ = ["TrainConfig", "Trainer", "build_data", "build_model", "freeze_encoding", "start_from_trained", "train_from_config"]
 
 
 def build_model(family: str, section: dict | None):
@@ -26,17 +27,41 @@ def build_model(family: str, section: dict | None):
 
 
 def start_from_trained(model, directory: str) -> None:
-    """Fine-tuning: copy the weights of the trained model in ``directory`` (same family and
-    architecture) into ``model``; its training history becomes the earlier stages of the new card."""
-    from t2v.checkpoint import load_model, read_training_stages
+    """Fine-tuning: copy the weights of the trained model in ``directory`` into ``model`` (same family
+    and architecture); its training history becomes the earlier stages of the new card.
 
-    trained = load_model(directory, family=model.family)
+    A tokenizer may start from a stage-2 model of a family built on it (a bundle, say): it takes that
+    model's tokenizer. A stage-2 model keeps the tokenizer its config names (``model.tokenizer``)
+    and takes the rest, so a prior can go on training on a tokenizer whose decoder was fine-tuned."""
+    from t2v.checkpoint import load_model, read_config, read_training_stages
+
+    stages = read_training_stages(directory)
+    if read_config(directory)["family"] != model.family and isinstance(model, VideoAutoencoder):
+        trained = getattr(load_model(directory), "tokenizer", None)
+        if getattr(trained, "family", None) != model.family:
+            raise T2VError(f"init_from {directory}: holds neither a {model.family} model nor one built on it")
+        stages = [s for s in stages if s.get("family") == model.family]
+    else:
+        trained = load_model(directory, family=model.family)
+    state = trained.state_dict()
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is not None:  # keep the configured tokenizer and the history of its stages
+        state |= {f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()}
+        stage1 = tokenizer.family
+        stages = [*getattr(model, "earlier_stages", []), *(s for s in stages if s.get("family") != stage1)]
     try:
-        model.load_state_dict(trained.state_dict())
+        model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise T2VError(f"init_from {directory}: its architecture differs from the configured model ({first})") from None
-    model.earlier_stages = read_training_stages(directory)
+    model.earlier_stages = stages
+
+
+def freeze_encoding(model) -> None:
+    """``train.decoder_only``: only a tokenizer's decoder learns."""
+    if not isinstance(model, VideoAutoencoder):
+        raise T2VError(f"train.decoder_only: {model.family} is not a video tokenizer or VAE")
+    model.freeze_encoding()
 
 
 def build_data(section: dict | None, *, where: str = "data"):
@@ -69,6 +94,8 @@ def train_from_config(family: str, config_path: str | Path, *, resume: bool = Fa
     model = build_model(family, spec.get("model"))
     if train_cfg.init_from:
         start_from_trained(model, train_cfg.init_from)
+    if train_cfg.decoder_only:
+        freeze_encoding(model)
     data = build_data(spec.get("data"), where=f"{config_path} data")
     recipe = f"t2v train {family} --config {config_path}"
     return Trainer(model, data, train_cfg, log=log, recipe=recipe).run(resume=resume)

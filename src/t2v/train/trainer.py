@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/model"
     init_from: str = ""  # fine-tune: start from this trained model directory's weights (optimiser and schedule start fresh)
+    decoder_only: bool = False  # tokenizers: train only the decoder (codes and latents stay those of init_from)
     half_export: bool = False  # store the exported model in fp16
     distributed: str = "ddp"  # with several processes: ddp, or fsdp (GPUs only)
     extra: dict = field(default_factory=dict)
