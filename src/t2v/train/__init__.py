@@ -35,14 +35,14 @@ def start_from_trained(model, directory: str) -> None:
     and takes the rest, so a prior can go on training on a tokenizer whose decoder was fine-tuned."""
     from t2v.checkpoint import load_model, read_config, read_training_stages
 
-    stages = read_training_stages(directory)
-    if read_config(directory)["family"] != model.family and isinstance(model, VideoAutoencoder):
-        trained = getattr(load_model(directory), "tokenizer", None)
-        if getattr(trained, "family", None) != model.family:
+    family = read_config(directory)["family"]
+    if family != model.family and isinstance(model, VideoAutoencoder):
+        built_on = model_class(family)
+        if getattr(built_on, "tokenizer_class", None) is not type(model):
             raise T2VError(f"init_from {directory}: holds neither a {model.family} model nor one built on it")
-        stages = [s for s in stages if s.get("family") == model.family]
+        trained, stages = built_on.trained_tokenizer(directory)
     else:
-        trained = load_model(directory, family=model.family)
+        trained, stages = load_model(directory, family=model.family), read_training_stages(directory)
     state = trained.state_dict()
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is not None:  # keep the configured tokenizer and the history of its stages
