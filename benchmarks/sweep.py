@@ -5,6 +5,7 @@ draw of the prompt sets, so a model's default can be chosen without looking at t
     python benchmarks/sweep.py --model videogpt-shapes --guidance 1.5 3 5 8 --temperature 1.0 0.7
     python benchmarks/sweep.py --model videogpt-shapes --guidance 3 5 --top-k 0 16 64 --name sweep_videogpt-shapes_top_k
     python benchmarks/sweep.py --model dit-shapes --guidance 2 4 6 9
+    python benchmarks/sweep.py --model videogpt-shapes --guidance 3 --precision bf16 --name sweep_videogpt-shapes_bf16
     # -> benchmarks/results/sweep_MODEL.{json,md,png} (or NAME.*)
 
 The tuning prompts are the seen and held-out sets drawn with ``--seed 1`` (`t2v eval` uses seed 0):
@@ -101,15 +102,17 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=50, help="prompts per set (seen and held-out) per cell")
     parser.add_argument("--seed", type=int, default=1, help="draw of the tuning prompts; keep it off 0, the evaluation's")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="float32", choices=("float32", "bf16"),
+                        help="sampling precision (default float32, as `t2v eval` measures); bf16 checks a faster default")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model, precision="float32")  # as `t2v eval` measures
+    pipe = load_pipeline(args.model, precision=args.precision)
     rows = []
     for options in grid(args, pipe):
         rows.append(score_cell(pipe, options, n=args.n, seed=args.seed))
         print(f"{options}: all right {rows[-1]['all_right']:.1%} (seen {rows[-1]['seen_all_right']:.0%}, "
               f"held-out {rows[-1]['held_out_all_right']:.0%})", flush=True)
-    meta = {"model": pipe.name, "prompts": f"seen + held-out pairs, n={args.n} each, seed {args.seed}",
+    meta = {"model": pipe.name, "prompts": f"seen + held-out pairs, n={args.n} each, seed {args.seed}, {pipe.precision}",
             "command": f"python benchmarks/sweep.py {shlex.join(sys.argv[1:])}",
             "threads": args.threads, "best": {k: v for k, v in max(rows, key=lambda r: r["all_right"]).items()
                                               if k in AXES}}
