@@ -76,6 +76,9 @@ def models_table(rows: list[dict]) -> str:
             f"{recon:.2f} dB" if recon is not None else "—",
             f"{speed['seconds_per_video']:.2f} ({speed['threads']} thr)" if speed else "—",
             f"{minutes:.0f} min" if minutes else "—", ", ".join(hardware) or "—"]) + " |")
+        for key in (k for k in s if k.startswith("shapes_best_of_")):  # reranked draws of the same model
+            lines.append(" | ".join([f"| `{row['name']}`, best of {key.rsplit('_', 1)[1]}", row["family"], "+ matcher",
+                                     *(_rate(s[key].get(name)) for name in PROMPT_SETS), *["—"] * 5]) + " |")
     return "\n".join(lines)
 
 
@@ -246,6 +249,12 @@ def main() -> None:
              "## Any size and duration", "", sizes_section(args.checkpoints), "",
              "## Samplers and sampling steps", "",
              file_sections(args.results, "samplers_*.md", "python benchmarks/samplers.py --model MODEL"), "",
+             "## Best of N: reranking by the video-text matcher", "",
+             "Each pipeline can draw N candidates per prompt and keep the one the video-text matcher "
+             "(`checkpoints/matcher-shapes`, trained on the train split only) ranks closest to the prompt "
+             "(`--candidates N`). The oracle keeps a right candidate whenever one of the N is: the most any reranker "
+             "could get from those draws.", "",
+             file_sections(args.results, "rerank_*.md", "python benchmarks/rerank.py --model MODEL"), "",
              "## Where the models fail", "", failures_section(args.results), "",
              "## Guidance, temperature and top-k (tuning prompts)", "",
              "Each sweep ran on the weights bundled at the time: `videogpt-shapes` and `phenaki-shapes` before "

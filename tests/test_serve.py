@@ -67,6 +67,13 @@ def test_generate_returns_urls_of_the_mp4_and_contact_sheet(client):
     assert checker_verdict(frames, "a dog running in the park") is None  # outside the vocabulary: not judged
 
 
+def test_best_of_n_is_a_video_of_the_prompt(client):
+    answer = client.post("/generate", json={"prompt": PROMPT, "seed": 1, "candidates": 2}).json()
+    assert answer["num_frames"] == 16 and "verdicts" in answer
+    assert "candidates" in next(m for m in client.get("/models").json()["models"]
+                                if m["name"] == "videogpt-shapes")["options"]
+
+
 def test_story_follows_each_prompt_in_turn(client):
     if "phenaki-shapes" not in [m["name"] for m in client.get("/models").json()["models"]]:
         pytest.skip("phenaki-shapes is not bundled")
@@ -96,6 +103,10 @@ def test_story_follows_each_prompt_in_turn(client):
     ({"prompt": PROMPT, "model": "phenaki-shapes", "num_frames": 51}, 400, "at most 48 on this server"),
     ({"prompt": PROMPT, "model": "phenaki-shapes", "steps": 1000}, 400, "steps must be 1..100"),
     ({"prompt": PROMPT, "story": [PROMPT]}, 400, "not both"),
+    ({"prompt": PROMPT, "candidates": 9}, 400, "candidates must be 1..8"),
+    ({"prompt": PROMPT, "candidates": 0}, 400, "candidates must be 1..8"),
+    ({"prompt": PROMPT, "candidates": 2.5}, 400, "must be an integer"),
+    ({"story": [PROMPT, PROMPT], "model": "phenaki-shapes", "candidates": 2}, 400, "a story is drawn once"),
     ({}, 400, "not both or neither"),
     ([PROMPT], 400, "JSON object"),
 ])

@@ -52,6 +52,9 @@ def generate(
     sheet: bool = typer.Option(False, "--sheet", help="Also write a PNG contact sheet beside the video."),
     precision: str = typer.Option("auto", "--precision", help="auto, float32 or bf16 (auto: bf16 where it was "
                                   "measured faster at the same quality and the CPU has bfloat16 instructions)."),
+    candidates: int = typer.Option(1, "--candidates", help="Draw N videos per prompt and keep the one the "
+                                   "video-text matcher (--reranker) finds closest to the prompt."),
+    reranker: str = typer.Option("matcher-shapes", "--reranker", help="Bundled matcher name or checkpoint directory."),
 ) -> None:
     """Generate a video from a prompt.
 
@@ -68,6 +71,10 @@ def generate(
     from t2v.video import check_output_path, check_writable_folder
 
     options = {k: v for k, v in (("guidance", guidance), ("steps", steps), ("sampler", sampler)) if v is not None}
+    if candidates != 1:
+        if story:
+            raise T2VError("--candidates reranks single videos; a --story is drawn once")
+        options["candidates"] = candidates
     shape = dict(num_frames=num_frames, height=height, width=width)
     if prompts is not None:
         if out_dir is None:
@@ -77,7 +84,7 @@ def generate(
         items = read_prompts(prompts)
         out_dir.mkdir(parents=True, exist_ok=True)
         check_writable_folder(out_dir)
-        pipe = load_pipeline(model, precision=precision)
+        pipe = load_pipeline(model, precision=precision, reranker=reranker)
         videos = pipe.generate_batch([p for _, p in items], seed=seed, progress=True, **shape, **options)
         for (vid, _), video in zip(items, videos):
             video.save(out_dir / f"{vid}.{fmt}")
@@ -92,7 +99,7 @@ def generate(
     if output == DEFAULT_OUTPUT:
         output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output)
-    pipe = load_pipeline(model, precision=precision)
+    pipe = load_pipeline(model, precision=precision, reranker=reranker)
     if first_frame is not None:
         options["first_frame"] = first_frame
     start = time.perf_counter()
@@ -107,7 +114,8 @@ def generate(
     else:
         video = pipe(prompt[0], seed=seed, **shape, **options)
     seconds = time.perf_counter() - start
-    typer.echo(f"{pipe.name}: {video.num_frames}x{video.height}x{video.width} in {seconds:.2f} s ({pipe.precision})")
+    best_of = f", best of {candidates}" if candidates > 1 else ""
+    typer.echo(f"{pipe.name}: {video.num_frames}x{video.height}x{video.width} in {seconds:.2f} s ({pipe.precision}{best_of})")
     typer.echo(f"wrote {video.save(output)}")
     if sheet:
         typer.echo(f"wrote {video.save(output.with_suffix('.png'))}")
@@ -154,7 +162,7 @@ def check(
 @app.command("eval")
 def evaluate(
     model: str = typer.Argument(..., help="Bundled model name or checkpoint directory."),
-    suite: List[str] = typer.Option(["shapes"], "--suite", help="Suites to run: shapes, fvd, recon, speed, sizes (any-size models)."),
+    suite: List[str] = typer.Option(["shapes"], "--suite", help="Suites to run: shapes, fvd, recon, speed, sizes (any-size models), match (video-text matchers)."),
     n: int = typer.Option(100, "-n", help="Prompts per prompt set."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all results as JSON."),
@@ -162,6 +170,9 @@ def evaluate(
     record: bool = typer.Option(False, "--record", help="Store the results in the checkpoint's scores.json and model card."),
     fvd_weights: Optional[Path] = typer.Option(None, "--fvd-weights", help="Local I3D weights (.safetensors or .pt) "
                                                "for standard FVD; without it the fvd suite reports FVD-shapes."),
+    candidates: int = typer.Option(1, "--candidates", help="shapes suite: best of N candidates per prompt, picked "
+                                   "by the video-text matcher (stored apart, as shapes_best_of_N)."),
+    reranker: str = typer.Option("matcher-shapes", "--reranker", help="Bundled matcher name or checkpoint directory."),
 ) -> None:
     """Measure a model: checker rates on the project's prompt sets, and more.
 
@@ -169,12 +180,14 @@ def evaluate(
     """
     from t2v.eval.run import run_suites
 
-    results = run_suites(model, suite, n=n, seed=seed, video_dir=out_dir, fvd_weights=fvd_weights, log=typer.echo)
+    results = run_suites(model, suite, n=n, seed=seed, video_dir=out_dir, fvd_weights=fvd_weights,
+                         candidates=candidates, reranker=reranker, log=typer.echo)
     if record:
         from t2v.eval.record import record_scores
         from t2v.pipelines.base import resolve_model
 
         command = f"t2v eval {model} " + " ".join(f"--suite {name}" for name in suite) + f" -n {n} --seed {seed}"
+        command += f" --candidates {candidates}" if candidates != 1 else ""
         record_scores(resolve_model(model), results, command)
         typer.echo(f"recorded the scores in {resolve_model(model)}")
     if json_out:

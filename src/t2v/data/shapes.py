@@ -7,7 +7,7 @@ by pixel analysis (see ``t2v.eval.shapes``). Lengths scale with the shorter fram
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -181,3 +181,21 @@ def make_example(seed: int, *, level: int = 1, split: str = "train", num_frames:
 def is_held_out(scene: Scene) -> bool:
     """True when the scene contains a colour-shape pair never seen in training."""
     return any((o.colour, o.shape) in HELD_OUT_PAIRS for o in scene.objects)
+
+
+def counterfactual_scenes(scene: Scene, rng: random.Random, count: int, *, held_out: bool = False) -> list[Scene]:
+    """``count`` scenes that differ from ``scene`` in one attribute of one object (colour, shape, size
+    or motion), no two objects sharing a colour: the hard negatives a video-text matcher learns to
+    tell apart from the truth. Only with ``held_out`` may a changed object form a held-out colour-shape
+    pair (for measuring on the test split; training never sees those pairs)."""
+    attributes = {"colour": COLOURS, "shape": SHAPES, "size": SIZES, "motion": MOTIONS}
+    options = []
+    for i, obj in enumerate(scene.objects):
+        taken = {o.colour for j, o in enumerate(scene.objects) if j != i}
+        for name, values in attributes.items():
+            for value in values:
+                changed = replace(obj, **{name: value})
+                if value != getattr(obj, name) and changed.colour not in taken \
+                        and (held_out or (changed.colour, changed.shape) not in HELD_OUT_PAIRS):
+                    options.append(replace(scene, objects=scene.objects[:i] + (changed,) + scene.objects[i + 1:]))
+    return [options[rng.randrange(len(options))] for _ in range(count)]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from t2v.data.shapes import ShapeObject, make_example
+from t2v.data.shapes import ShapeObject, counterfactual_scenes, describe_scene, make_example
 from t2v.data.vocab import COLOURS, MOTIONS, SHAPES, SIZES
 
 # attribute name -> its values; a label is the value's index (the order of ``object_labels``)
@@ -28,6 +28,7 @@ class ShapesDataConfig:
     width: int = 64
     seed: int = 0
     labels: bool = False  # add "labels": the first object's attribute indices (B, 4), for classifiers
+    negatives: int = 0  # add "negatives": per video this many captions of scenes one attribute away (matchers)
     # (num_frames, height, width) sizes drawn per batch (bucketing by size and duration); empty: the fixed size
     buckets: list[list[int]] = field(default_factory=list)
 
@@ -64,6 +65,9 @@ class ShapesStream(IterableDataset):
         item = {"video": torch.from_numpy(ex.video), "caption": ex.caption}
         if c.labels:
             item["labels"] = object_labels(ex.scene.objects[0])
+        if c.negatives:
+            rng = random.Random(f"negatives:{c.seed}:{index}")
+            item["negatives"] = [describe_scene(s, rng) for s in counterfactual_scenes(ex.scene, rng, c.negatives)]
         return item
 
     def __iter__(self):
@@ -86,6 +90,8 @@ class ShapesStream(IterableDataset):
         batch = {"video": torch.stack([x["video"] for x in items]), "caption": [x["caption"] for x in items]}
         if self.config.labels:
             batch["labels"] = torch.stack([x["labels"] for x in items])
+        if self.config.negatives:
+            batch["negatives"] = [x["negatives"] for x in items]
         return batch
 
 

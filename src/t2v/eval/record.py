@@ -16,8 +16,10 @@ SECTION = "## Measured scores"
 def summarize(results: dict) -> dict:
     """The few figures ``t2v models`` prints: all-right rates per prompt set, PSNR, FVD, seconds per video."""
     summary = {}
-    for name, report in results.get("shapes", {}).items():
-        summary[f"{name} all-right"] = round(report["all_right"], 3)
+    for key in shapes_keys(results):
+        best_of = "" if key == "shapes" else f" best-of-{key.rsplit('_', 1)[1]}"
+        for name, report in results[key].items():
+            summary[f"{name} all-right{best_of}"] = round(report["all_right"], 3)
     if "recon" in results:
         summary["recon PSNR dB"] = round(results["recon"]["psnr_db"], 2)
         if "checker_on_reconstructions" in results["recon"]:
@@ -28,18 +30,32 @@ def summarize(results: dict) -> dict:
                 summary[key.replace("_", "-")] = round(results["fvd"][key], 1)
     if "speed" in results:
         summary["s/video"] = round(results["speed"]["seconds_per_video"], 3)
+    if "match" in results:
+        summary["hard-negative accuracy, held-out pairs"] = round(results["match"]["test"]["all"], 3)
     return summary
 
 
 def scores_markdown(results: dict, commands: list[str]) -> str:
     """The model card section: a table per prompt set with 95% intervals, then the other suites."""
     lines = [SECTION, "", "Measured with " + " and ".join(f"`{c}`" for c in commands) + ".", ""]
-    if "shapes" in results:
+    for key in shapes_keys(results):
+        if key != "shapes":
+            lines += [f"Best of {key.rsplit('_', 1)[1]}: each video is the one of N candidates the video-text matcher "
+                      "ranks first (`--candidates N`):", ""]
         lines += ["| prompt set | colour | shape | size | motion | all right (95% CI) |", "| --- | --- | --- | --- | --- | --- |"]
-        for name, r in results["shapes"].items():
+        for name, r in results[key].items():
             low, high = r["ci95"]["all_right"]
             lines.append(f"| {name} ({r['count']}) | {r['colour']:.1%} | {r['shape']:.1%} | {r['size']:.1%} | "
                          f"{r['motion']:.1%} | **{r['all_right']:.1%}** [{low:.1%}, {high:.1%}] |")
+        lines.append("")
+    if "match" in results:
+        m = results["match"]
+        lines += [f"Rendered videos whose own caption outscores all {m['negatives']} captions one attribute away "
+                  f"({m['videos']} videos per split), and per changed attribute:", "",
+                  "| split | all | colour | shape | size | motion |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {name} | **{m[split]['all']:.1%}** | {m[split]['colour']:.1%} | {m[split]['shape']:.1%} | "
+                  f"{m[split]['size']:.1%} | {m[split]['motion']:.1%} |"
+                  for split, name in (("test", "test (held-out pairs)"), ("train", "train pairs"))]
         lines.append("")
     if "sizes" in results:
         lines += [f"Any size and duration ({results['sizes']['prompt_set']} prompts):", "", *sizes_table(results["sizes"]), ""]
@@ -63,6 +79,12 @@ def scores_markdown(results: dict, commands: list[str]) -> str:
         lines.append(f"- speed: {r['seconds_per_video']:.3f} s per {r['video']} video (median, {r['threads']} threads, "
                      f"{r['cpu']}), peak RSS {r['peak_rss_mb']:.0f} MiB")
     return "\n".join(lines) + "\n"
+
+
+def shapes_keys(results: dict) -> list[str]:
+    """The shapes-suite results present: "shapes" (one draw per prompt) first, then "shapes_best_of_N" by N."""
+    reranked = sorted((k for k in results if k.startswith("shapes_best_of_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+    return (["shapes"] if "shapes" in results else []) + reranked
 
 
 def sizes_table(sizes: dict) -> list[str]:

@@ -14,27 +14,29 @@ from t2v.data.stream import ShapesDataConfig, ShapesStream
 from t2v.errors import T2VError
 from t2v.hardware import cpu_name
 
-SUITES = ("shapes", "fvd", "recon", "speed", "sizes")
+SUITES = ("shapes", "fvd", "recon", "speed", "sizes", "match")
 # (frames, height, width) the sizes suite compares with the default 16x64x64 (DiT / Sora issue)
 SIZES = ((16, 64, 64), (16, 48, 80), (16, 80, 48), (8, 64, 64), (24, 64, 64))
 
 
-def shapes_suite(pipe, *, n: int, seed: int, video_dir: Path | None, log) -> dict:
-    """Checker rates on each prompt set (held-out pairs, seen pairs, paraphrases, two objects)."""
+def shapes_suite(pipe, *, n: int, seed: int, video_dir: Path | None, log, candidates: int = 1) -> dict:
+    """Checker rates on each prompt set (held-out pairs, seen pairs, paraphrases, two objects); with
+    ``candidates`` N > 1, each video is the matcher's pick of N."""
     from t2v.eval.shapes import PROMPT_SETS, prompt_set, score
 
     results = {}
     for name in PROMPT_SETS:
         items = prompt_set(name, n=n, seed=seed)
         start = time.perf_counter()
-        videos = pipe.generate_batch([p for _, p in items], seed=seed, batch_size=16, progress=True)
+        videos = pipe.generate_batch([p for _, p in items], seed=seed, batch_size=16, progress=True,
+                                     candidates=candidates)
         seconds = time.perf_counter() - start
         if video_dir is not None:
             (video_dir / name).mkdir(parents=True, exist_ok=True)
             for (vid, _), video in zip(items, videos):
                 video.save(video_dir / name / f"{vid}.npy")
         report = score((v.frames, p) for v, (_, p) in zip(videos, items))
-        results[name] = {**report.to_dict(), "seconds_per_video": seconds / len(items)}
+        results[name] = {**report.to_dict(), "seconds_per_video": seconds / len(items), "candidates": candidates}
         log(f"[{name}] {report.format()}")
     return results
 
@@ -137,6 +139,20 @@ def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log
     return result
 
 
+def match_suite(model, *, n: int = 256, seed: int = 0, log=print) -> dict:
+    """A video-text matcher: how often a rendered video's own caption outscores 4 captions one attribute
+    away, on held-out-pair (test split) and train-split videos, overall and per changed attribute."""
+    from t2v.models.matcher import hard_negative_accuracy
+
+    if model.family != "matcher":
+        raise T2VError(f"the match suite measures video-text matchers; {model.family} is not one")
+    result = {"videos": n, "negatives": 4}
+    for split in ("test", "train"):
+        result[split] = hard_negative_accuracy(model, split=split, n=n, seed=seed)
+        log(f"[match] {split}: " + ", ".join(f"{k} {v:.1%}" for k, v in result[split].items()))
+    return result
+
+
 def train_throughput(model, video_shape: tuple[int, int, int], *, batch_size: int = 8, steps: int = 3) -> dict:
     """Training-step throughput (forward, backward, AdamW step) in videos/s; the model is restored afterwards."""
     from t2v.eval.metrics import median_seconds
@@ -184,11 +200,18 @@ def speed_suite(pipe, *, repeats: int = 10, train_steps: int = 3, log=print) -> 
     return result
 
 
+def shapes_key(candidates: int) -> str:
+    """Where the shapes suite's results live: "shapes", or "shapes_best_of_N" when reranked."""
+    return "shapes" if candidates == 1 else f"shapes_best_of_{candidates}"
+
+
 def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, video_dir: Path | None = None,
-               fvd_videos: int = 512, fvd_weights: str | Path | None = None, log=print) -> dict:
+               fvd_videos: int = 512, fvd_weights: str | Path | None = None, candidates: int = 1,
+               reranker: str | Path = "matcher-shapes", log=print) -> dict:
     """Run the named suites on a bundled model name or checkpoint directory.
 
     ``fvd_videos`` real and generated videos enter FVD; ``fvd_weights`` (a local I3D file) replaces FVD-shapes.
+    ``candidates`` N > 1 reranks the shapes suite's videos (best of N by the matcher ``reranker``).
     """
     from t2v.checkpoint import load_model
     from t2v.pipelines import pipeline_class
@@ -200,14 +223,17 @@ def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, vi
     directory = resolve_model(model)
     loaded = load_model(directory)
     results: dict = {"model": directory.name, "family": loaded.family}
+    if "match" in suites:
+        results["match"] = match_suite(loaded, seed=seed, log=log)
     if "recon" in suites:
         results["recon"] = recon_suite(loaded, seed=seed, log=log)
     if not hasattr(loaded, "generate"):
         return results  # a tokenizer / autoencoder: nothing to generate
-    pipe = pipeline_class(loaded.family)(loaded, name=directory.name, directory=directory)
+    pipe = pipeline_class(loaded.family)(loaded, name=directory.name, directory=directory, reranker=reranker)
     for suite in suites:
         if suite == "shapes":
-            results["shapes"] = shapes_suite(pipe, n=n, seed=seed, video_dir=video_dir, log=log)
+            results[shapes_key(candidates)] = shapes_suite(pipe, n=n, seed=seed, video_dir=video_dir, log=log,
+                                                           candidates=candidates)
         elif suite == "fvd":
             results["fvd"] = fvd_suite(pipe, n=fvd_videos, seed=seed, weights=fvd_weights, log=log)
         elif suite == "speed":

@@ -15,6 +15,7 @@ FAMILIES = {
     "video-vae": "t2v.models.video_vae:VideoVAE",
     "dit": "t2v.models.dit:DiT",
     "fvd-shapes": "t2v.models.shapes_classifier:ShapesClassifier",
+    "matcher": "t2v.models.matcher:VideoTextMatcher",
 }
 
 

@@ -69,6 +69,22 @@ def conv_stage(in_ch: int, out_ch: int, stride: list[int]) -> nn.Sequential:
                          nn.GroupNorm(min(8, out_ch), out_ch), nn.SiLU())
 
 
+def conv_tower(channels: list[int], strides: list[list[int]]) -> nn.Sequential:
+    """RGB video (B, 3, T, H, W) -> features (B, channels[-1], T', H', W'): one ``conv_stage`` per width."""
+    if len(channels) != len(strides):
+        raise T2VError(f"give one stride per conv stage: {len(channels)} channels, {len(strides)} strides")
+    widths = [3, *channels]
+    return nn.Sequential(*(conv_stage(a, b, s) for a, b, s in zip(widths, widths[1:], strides)))
+
+
+def video_at_shape(frames: torch.Tensor, shape: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) of any size -> (B, 3, T, H, W) in [-1, 1] resampled to ``shape`` (T, H, W)."""
+    video = frames_to_tensor(frames).to(device)
+    if tuple(video.shape[2:]) != tuple(shape):  # e.g. 8x32x32 videos of a tiny model
+        video = F.interpolate(video, size=shape, mode="trilinear", align_corners=False)
+    return video
+
+
 class ShapesClassifier(nn.Module):
     """Strided 3D-conv stages, global average pool to a feature vector, one linear head per attribute."""
 
@@ -79,11 +95,8 @@ class ShapesClassifier(nn.Module):
 
     def __init__(self, config: ShapesClassifierConfig) -> None:
         super().__init__()
-        if len(config.channels) != len(config.strides):
-            raise T2VError(f"give one stride per conv stage: {len(config.channels)} channels, {len(config.strides)} strides")
         self.config = config
-        widths = [3, *config.channels]
-        self.stages = nn.Sequential(*(conv_stage(a, b, s) for a, b, s in zip(widths, widths[1:], config.strides)))
+        self.stages = conv_tower(config.channels, config.strides)
         self.dropout = nn.Dropout(config.dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(config.channels[-1], len(values)) for name, values in ATTRIBUTES.items()})
 
@@ -93,11 +106,8 @@ class ShapesClassifier(nn.Module):
 
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, T, H, W, 3) of any size -> (B, 3, T, H, W) in [-1, 1] at the trained video shape."""
-        video = frames_to_tensor(frames).to(self.heads["colour"].weight.device)  # (B, 3, T, H, W)
-        shape = (self.config.num_frames, self.config.height, self.config.width)
-        if tuple(video.shape[2:]) != shape:  # e.g. 8x32x32 videos of a tiny model
-            video = F.interpolate(video, size=shape, mode="trilinear", align_corners=False)
-        return video
+        c = self.config
+        return video_at_shape(frames, (c.num_frames, c.height, c.width), self.heads["colour"].weight.device)
 
     def pooled(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) in [-1, 1] -> features (B, F); adaptive, so any T, H, W runs."""

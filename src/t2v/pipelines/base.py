@@ -18,7 +18,10 @@ from t2v.hardware import bf16_is_fast
 from t2v.video import Video, read_image
 
 DEFAULT_MODEL = "videogpt-shapes"
+DEFAULT_RERANKER = "matcher-shapes"  # bundled video-text matcher that picks the best of several candidates
 MAX_PROMPT_CHARS = 1000
+MAX_CANDIDATES = 16
+CANDIDATE_SEED_STRIDE = 1_000_003  # candidate j of the video drawn with seed s uses seed s + j * stride
 PRECISIONS = ("auto", "float32", "bf16")
 
 
@@ -70,6 +73,27 @@ def check_seed(seed: int | None) -> int:
     return seed
 
 
+def check_candidates(candidates: int) -> int:
+    if not isinstance(candidates, int) or not 1 <= candidates <= MAX_CANDIDATES:
+        raise T2VError(f"candidates must be an integer from 1 to {MAX_CANDIDATES}, got {candidates!r}")
+    return candidates
+
+
+def candidate_generators(seeds: list[int], candidates: int) -> list[torch.Generator]:
+    """Generators for ``candidates`` draws of each seed, grouped by seed: candidate 0 is the draw
+    without reranking, so ``candidates=1`` gives exactly the video a plain call gives."""
+    return [torch.Generator().manual_seed(s + j * CANDIDATE_SEED_STRIDE) for s in seeds for j in range(candidates)]
+
+
+def load_reranker(name_or_dir: str | os.PathLike = DEFAULT_RERANKER, *, device: str | torch.device = "cpu"):
+    """The video-text matcher that reranks candidates: a bundled name or a checkpoint directory."""
+    directory = resolve_model(name_or_dir)
+    family = read_config(directory)["family"]
+    if family != "matcher":
+        raise T2VError(f"{directory} holds a {family} model, not a video-text matcher (family 'matcher')")
+    return load_model(directory, device=device).eval()
+
+
 def resolve_precision(precision: str, model: torch.nn.Module) -> str:
     """"float32" or "bf16". "auto" is bf16 for families where bfloat16 sampling was measured to be
     faster at the same checker rate (``bf16_sampling``), on hardware with bfloat16 instructions."""
@@ -85,9 +109,25 @@ class Pipeline:
     """``pipe(prompt, seed=..., num_frames=..., height=..., width=...) -> Video`` for one loaded model."""
 
     def __init__(self, model: torch.nn.Module, *, name: str = "model", directory: Path | None = None,
-                 precision: str = "float32") -> None:
+                 precision: str = "float32", reranker: str | os.PathLike = DEFAULT_RERANKER) -> None:
         self.model, self.name, self.directory = model.eval(), name, directory
         self.precision = resolve_precision(precision, model)
+        self.reranker_name, self._reranker = reranker, None
+
+    @property
+    def reranker(self):
+        """The video-text matcher, loaded the first time candidates are reranked."""
+        if self._reranker is None:
+            self._reranker = load_reranker(self.reranker_name, device=next(self.model.parameters()).device)
+        return self._reranker
+
+    def best_candidates(self, frames: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """Frames (B, N, T, H, W, 3), N candidates per prompt -> the reranker's best match of each (B, T, H, W, 3)."""
+        b, n = frames.shape[:2]
+        if n == 1:
+            return frames[:, 0]
+        scores = self.reranker.score(frames.flatten(0, 1), [p for p in prompts for _ in range(n)])  # (B N,)
+        return frames[torch.arange(b), scores.view(b, n).argmax(1)]
 
     def sampling_precision(self):
         """The context that samples at ``self.precision``: bfloat16 autocast, or float32 as stored."""
@@ -140,32 +180,47 @@ class Pipeline:
     @torch.no_grad()
     def generate_batch(self, prompts: list[str], *, seed: int | None = None, num_frames: int | None = None,
                        height: int | None = None, width: int | None = None, batch_size: int = 8,
-                       progress: bool = False, **options) -> list[Video]:
-        """One video per prompt; prompt i is drawn with seed ``seed + i``, so results do not depend on batching."""
+                       candidates: int = 1, progress: bool = False, **options) -> list[Video]:
+        """One video per prompt; prompt i is drawn with seed ``seed + i``, so results do not depend on batching.
+
+        ``candidates`` N > 1 draws N videos per prompt and keeps the one the video-text matcher
+        (``reranker``) finds closest to the prompt; ``batch_size`` counts videos drawn at once."""
         prompts = [check_prompt(p) for p in prompts]
         if not prompts:
             raise T2VError("no prompts given")
         self.check_options(options)
         self.check_shape(num_frames, height, width)
-        seed = check_seed(seed)
+        seed, candidates = check_seed(seed), check_candidates(candidates)
         videos = []
-        starts = range(0, len(prompts), batch_size)
+        per_chunk = max(1, batch_size // candidates)
+        starts = range(0, len(prompts), per_chunk)
         for start in tqdm(starts, desc=self.name, disable=not progress):
-            chunk = prompts[start:start + batch_size]
-            generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
-            with self.sampling_precision():
-                frames = self.model.generate(chunk, generators=generators,
-                                             **self.model_options(num_frames, height, width), **options)  # uint8 (B, T, H, W, 3)
-            videos += [Video(f.numpy(), fps=self.fps) for f in frames]
+            chunk = prompts[start:start + per_chunk]
+            frames = self.generate_candidates(chunk, seed + start, candidates, num_frames=num_frames, height=height,
+                                              width=width, **options)
+            videos += [Video(f.numpy(), fps=self.fps) for f in self.best_candidates(frames, chunk)]
         return videos
 
+    @torch.no_grad()
+    def generate_candidates(self, prompts: list[str], seed: int, candidates: int, *, num_frames: int | None = None,
+                            height: int | None = None, width: int | None = None, **options) -> torch.Tensor:
+        """``candidates`` videos for each of the (checked) prompts, prompt i drawn from seed ``seed + i``:
+        uint8 (B, N, T, H, W, 3), one batch through the model."""
+        generators = candidate_generators([seed + i for i in range(len(prompts))], candidates)
+        with self.sampling_precision():
+            frames = self.model.generate([p for p in prompts for _ in range(candidates)], generators=generators,
+                                         **self.model_options(num_frames, height, width), **options)  # (B N, T, H, W, 3)
+        return frames.reshape(len(prompts), candidates, *frames.shape[1:])
+
+
 def load_pipeline(name_or_dir: str | os.PathLike = DEFAULT_MODEL, *, device: str = "cpu",
-                  precision: str = "auto") -> Pipeline:
+                  precision: str = "auto", reranker: str | os.PathLike = DEFAULT_RERANKER) -> Pipeline:
     """Load a bundled model by name, or a checkpoint directory, as a ready pipeline sampling at
-    ``precision``: "float32", "bf16" (autocast) or "auto" (see ``resolve_precision``)."""
+    ``precision``: "float32", "bf16" (autocast) or "auto" (see ``resolve_precision``). ``reranker``
+    names the video-text matcher used when a call asks for several ``candidates``."""
     directory = resolve_model(name_or_dir)
     family = read_config(directory)["family"]
     from t2v.pipelines import pipeline_class
 
     return pipeline_class(family)(load_model(directory, device=device), name=directory.name, directory=directory,
-                                       precision=precision)
+                                       precision=precision, reranker=reranker)

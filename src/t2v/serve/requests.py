@@ -27,6 +27,7 @@ class GenerateRequest:
     steps: int | None = None  # sampling options, where the model takes them
     guidance: float | None = None
     sampler: str | None = None
+    candidates: int | None = None  # best of N, picked by the video-text matcher
 
     @property
     def prompts(self) -> list[str]:
@@ -35,11 +36,11 @@ class GenerateRequest:
     @property
     def options(self) -> dict:
         """The sampling options that were given, for the pipeline's ``**options``."""
-        return {k: v for k, v in (("steps", self.steps), ("guidance", self.guidance), ("sampler", self.sampler))
-                if v is not None}
+        return {k: v for k, v in (("steps", self.steps), ("guidance", self.guidance), ("sampler", self.sampler),
+                                  ("candidates", self.candidates)) if v is not None}
 
 
-_INTEGERS = ("seed", "num_frames", "height", "width", "steps")
+_INTEGERS = ("seed", "num_frames", "height", "width", "steps", "candidates")
 _STRINGS = ("prompt", "model", "sampler")
 
 

@@ -17,7 +17,15 @@ import numpy as np
 import torch
 
 from t2v.errors import T2VError
-from t2v.pipelines.base import DEFAULT_MODEL, Pipeline, bundled_models, check_prompt, check_seed, load_pipeline
+from t2v.pipelines.base import (
+    DEFAULT_MODEL,
+    Pipeline,
+    bundled_models,
+    check_prompt,
+    check_seed,
+    load_pipeline,
+    resolve_model,
+)
 from t2v.serve.jobs import JobQueue, ResultStore, TimedOut
 from t2v.serve.requests import GenerateRequest
 from t2v.video import Video
@@ -41,6 +49,7 @@ class ServeConfig:
     max_steps: int = 100
     max_guidance: float = 20.0
     max_story_prompts: int = 4
+    max_candidates: int = 8
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -100,6 +109,15 @@ def servable_models() -> dict[str, Path]:
         if hasattr(model_class(family), "sampling_options"):
             found[name] = directory
     return found
+
+
+def has_reranker(pipe: Pipeline) -> bool:
+    """Whether the pipeline's video-text matcher (for ``candidates``) can be found."""
+    try:
+        resolve_model(pipe.reranker_name)
+    except T2VError:
+        return False
+    return True
 
 
 def checker_verdict(frames: np.ndarray, prompt: str) -> dict | None:
@@ -175,7 +193,8 @@ class Service:
             num_frames=_accepted(pipe, "num_frames", range(1, c.max_frames + 1)),
             height=_accepted(pipe, "height", range(1, c.max_side_px + 1)),
             width=_accepted(pipe, "width", range(1, c.max_side_px + 1)),
-            options=[o for o in ("steps", "guidance", "sampler") if o in getattr(pipe.model, "sampling_options", ())],
+            options=[o for o in ("steps", "guidance", "sampler") if o in getattr(pipe.model, "sampling_options", ())]
+            + (["candidates"] if has_reranker(pipe) else []),
             story=hasattr(pipe, "story"), fps=pipe.fps, scores=model_scores(pipe.directory).get("summary", {}))
 
     def model_infos(self) -> list[ModelInfo]:
@@ -191,6 +210,8 @@ class Service:
             raise T2VError(f"seed must be at most {MAX_SEED}, got {seed}")
         shape = self._check_shape(pipe, info, request)
         options = self._check_options(info, request.options)
+        if request.story is not None and options.pop("candidates", 1) != 1:
+            raise T2VError("candidates reranks single videos; a story is drawn once")
         if request.story is not None:
             def draw() -> Video:
                 return pipe.story(prompts, seed=seed, num_frames=shape["num_frames"], **options)
@@ -227,6 +248,8 @@ class Service:
             raise T2VError(f"steps must be 1..{c.max_steps} on this server, got {options['steps']}")
         if not 0 <= options.get("guidance", 0) <= c.max_guidance:
             raise T2VError(f"guidance must be 0..{c.max_guidance:g} on this server, got {options['guidance']}")
+        if not 1 <= options.get("candidates", 1) <= c.max_candidates:
+            raise T2VError(f"candidates must be 1..{c.max_candidates} on this server, got {options['candidates']}")
         return options
 
     def _run(self, model: str, prompts: list[str], seed: int, draw: Callable[[], Video]) -> Result:

@@ -28,7 +28,7 @@ curl -s -o video.mp4 http://HOST/files/<id>.mp4     # the video_url of the answe
 ```
 
 Fields: `prompt` or `story` (a list of prompts), `model`, `seed`, `num_frames`, `height`, `width`, `steps`,
-`guidance`, `sampler`. Errors are `{"error": "..."}`; 503 means busy, retry later."""
+`guidance`, `sampler`, `candidates` (best of N by the video-text matcher). Errors are `{"error": "..."}`; 503 means busy, retry later."""
 
 
 def verdict_markdown(prompt: str, verdict: dict | None) -> str:
@@ -86,11 +86,13 @@ def generate_tab(service: Service, names: list[str]) -> None:
     """Model, prompt (or story), seed and the sizes/steps the model takes -> video, verdict, contact sheet."""
     first = service.info(names[0])
 
-    def generate(model, prompt, story, seed, num_frames, height, width, steps):
+    def generate(model, prompt, story, seed, num_frames, height, width, steps, candidates):
         lines = [line for line in (prompt or "").splitlines() if line.strip()]
+        best_of = _number(candidates)
         request = GenerateRequest(model=model, prompt=None if story else prompt, story=tuple(lines) if story else None,
                                   seed=_number(seed), num_frames=_number(num_frames), height=_number(height),
-                                  width=_number(width), steps=_number(steps))
+                                  width=_number(width), steps=_number(steps),
+                                  candidates=None if story or best_of == 1 else best_of)
         try:
             result = service.generate(request)
         except T2VError as e:
@@ -110,6 +112,9 @@ def generate_tab(service: Service, names: list[str]) -> None:
                                                            first.video_shape)]
             steps = gr.Number(None, label="Steps (empty: the model's default)", precision=0, minimum=1,
                               maximum=service.config.max_steps, visible="steps" in first.options)
+            candidates = gr.Number(1, label="Candidates (best of N, picked by the video-text matcher)", precision=0,
+                                   minimum=1, maximum=service.config.max_candidates,
+                                   visible="candidates" in first.options)
             button = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column():
             video = gr.Video(label="Video", elem_id="result-video", autoplay=True, loop=True, interactive=False,
@@ -117,7 +122,7 @@ def generate_tab(service: Service, names: list[str]) -> None:
             about = gr.Markdown(elem_id="result-info")
             sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="result-sheet")
     model.change(lambda name: size_updates(service.info(name)), model, [story, *sizes, steps])
-    button.click(generate, [model, prompt, story, seed, *sizes, steps], [video, sheet, about],
+    button.click(generate, [model, prompt, story, seed, *sizes, steps, candidates], [video, sheet, about],
                  concurrency_limit=None)  # the service's queue decides who waits
 
 
