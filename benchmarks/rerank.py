@@ -7,7 +7,8 @@ oracle that keeps a right candidate whenever there is one, and the seconds per v
 
 One pass draws the largest N for every prompt of the `t2v eval` prompt sets (seed 0): candidate j
 of a prompt is the same whatever N asks for it, so best of 2 and best of 4 rerank the first 2 and
-4 of the same draws, and best of 1 is what `t2v eval` measures without reranking.
+4 of the same draws, and best of 1 is what `t2v eval` measures without reranking. Give
+``--reranker A B`` to compare matchers: B reranks the very draws A does (A is the one timed).
 """
 
 from __future__ import annotations
@@ -24,15 +25,19 @@ import torch
 from plots import pyplot
 
 from t2v import load_pipeline
+from t2v.pipelines.base import load_reranker
 from t2v.eval.shapes import judge_video, prompt_set, wilson_interval
 from t2v.hardware import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def draw_and_judge(pipe, items: list[tuple[str, str]], *, candidates: int, seed: int, batch_size: int) -> dict:
-    """Per prompt: the checker's verdict on each candidate (P, N) and the matcher's score (P, N)."""
+def draw_and_judge(pipe, items: list[tuple[str, str]], *, candidates: int, seed: int, batch_size: int,
+                   others: tuple = ()) -> dict:
+    """Per prompt: the checker's verdict on each candidate (P, N) and the matcher's score (P, N); the
+    scores of each matcher in ``others`` on the same candidates under "other_scores"."""
     right, scores, generate_s, rerank_s = [], [], 0.0, 0.0
+    other_scores = [[] for _ in others]
     for start in range(0, len(items), batch_size):
         prompts = [p for _, p in items[start:start + batch_size]]
         t0 = time.perf_counter()
@@ -42,9 +47,13 @@ def draw_and_judge(pipe, items: list[tuple[str, str]], *, candidates: int, seed:
         rerank_s += time.perf_counter() - t1
         generate_s += t1 - t0
         scores.append(s.view(len(prompts), candidates).numpy())
+        for matcher, kept in zip(others, other_scores):
+            kept.append(matcher.score(frames.flatten(0, 1), [p for p in prompts for _ in range(candidates)])
+                        .view(len(prompts), candidates).numpy())
         right.append(np.array([[judge_video(f.numpy(), p).all_right for f in row] for row, p in zip(frames, prompts)]))
         print(f"  {start + len(prompts)}/{len(items)} prompts", file=sys.stderr, end="\r")
     return {"right": np.concatenate(right), "scores": np.concatenate(scores),
+            "other_scores": [np.concatenate(kept) for kept in other_scores],
             "generate_s_per_video": generate_s / (len(items) * candidates), "rerank_s_per_video": rerank_s / (len(items) * candidates)}
 
 
@@ -67,14 +76,22 @@ def seconds_per_video(pipe, candidates: int, repeats: int = 5) -> float:
                           repeats=repeats, warmup=1)[0]
 
 
+def rates_table(sets: dict) -> list[str]:
+    """Markdown rows: one per prompt set, a cell per N with the reranked rate, its interval and the oracle."""
+    lines = ["| prompt set | " + " | ".join(f"best of {r['candidates']}" for r in next(iter(sets.values()))) + " |",
+             "| --- |" + " --- |" * len(next(iter(sets.values())))]
+    for name, rows in sets.items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"**{r['all_right']:.0%}** [{r['ci95'][0]:.0%}, {r['ci95'][1]:.0%}] (oracle {r['oracle']:.0%})" for r in rows) + " |")
+    return lines
+
+
 def markdown(result: dict) -> str:
     lines = [f"Best of N for `{result['model']}` (n={result['n']} prompts per set, seed {result['seed']}; the matcher "
              f"`{result['reranker']}` keeps one candidate; the oracle keeps a right one whenever one of the N is).", "",
-             "| prompt set | " + " | ".join(f"best of {r['candidates']}" for r in next(iter(result['sets'].values()))) + " |",
-             "| --- |" + " --- |" * len(next(iter(result["sets"].values())))]
-    for name, rows in result["sets"].items():
-        lines.append(f"| {name} | " + " | ".join(
-            f"**{r['all_right']:.0%}** [{r['ci95'][0]:.0%}, {r['ci95'][1]:.0%}] (oracle {r['oracle']:.0%})" for r in rows) + " |")
+             *rates_table(result["sets"])]
+    for other, sets in result.get("other_rerankers", {}).items():
+        lines += ["", f"The same draws reranked by `{other}`:", "", *rates_table(sets)]
     lines += ["", "| candidates | seconds per video |", "| --- | --- |"]
     lines += [f"| {n} | {s:.2f} |" for n, s in result["seconds_per_video"].items()]
     lines += ["", f"{result['threads']} threads, {result['cpu']}, {result['precision']}. "
@@ -106,7 +123,8 @@ def plot(result: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="videogpt-shapes")
-    parser.add_argument("--reranker", default="matcher-shapes")
+    parser.add_argument("--reranker", nargs="+", default=["matcher-shapes"],
+                        help="the pipeline's matcher (timed); any more rerank the same draws, for comparison")
     parser.add_argument("-n", type=int, default=100, help="prompts per set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--candidates", type=int, nargs="+", default=[1, 2, 4, 8])
@@ -116,15 +134,21 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results file name (default rerank_MODEL)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    pipe = load_pipeline(args.model, precision="float32", reranker=args.reranker)
+    pipe = load_pipeline(args.model, precision="float32", reranker=args.reranker[0])
+    others = [load_reranker(name) for name in args.reranker[1:]]
     ns, most = sorted(args.candidates), max(args.candidates)
-    result = {"model": pipe.name, "reranker": args.reranker, "n": args.n, "seed": args.seed, "threads": args.threads,
+    result = {"model": pipe.name, "reranker": args.reranker[0], "n": args.n, "seed": args.seed, "threads": args.threads,
               "cpu": cpu_name(), "precision": pipe.precision, "sets": {}, "per_set": {},
+              "other_rerankers": {name: {} for name in args.reranker[1:]},
               "command": "python benchmarks/rerank.py " + shlex.join(sys.argv[1:])}
     for name in args.sets:
         drawn = draw_and_judge(pipe, prompt_set(name, n=args.n, seed=args.seed), candidates=most, seed=args.seed,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, others=others)
         result["sets"][name] = rates(drawn["right"], drawn["scores"], ns)
+        for other, scores in zip(args.reranker[1:], drawn["other_scores"]):
+            result["other_rerankers"][other][name] = rates(drawn["right"], scores, ns)
+            print(f"{name}, reranked by {other}:", ", ".join(f"best of {r['candidates']}: {r['all_right']:.0%}"
+                                                           for r in result["other_rerankers"][other][name]), flush=True)
         result["per_set"][name] = {"right": drawn["right"].astype(int).tolist(), "scores": drawn["scores"].round(4).tolist(),
                                    "generate_s_per_candidate": drawn["generate_s_per_video"],
                                    "rerank_s_per_candidate": drawn["rerank_s_per_video"]}

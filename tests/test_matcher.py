@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from t2v.checkpoint import save_model
+from t2v.checkpoint import load_model, save_model
 from t2v.data.shapes import counterfactual_scenes, sample_scene
 from t2v.data.stream import ShapesDataConfig, ShapesStream
 from t2v.data.vocab import HELD_OUT_PAIRS
 from t2v.errors import T2VError
-from t2v.models.matcher import MatcherConfig, VideoTextMatcher, gaussian_blur
+from t2v.models.matcher import MatcherConfig, VideoTextMatcher, gaussian_blur, silhouette
 from t2v.pipelines.base import Pipeline
 from t2v.text import TextEncoderConfig
 
@@ -60,8 +60,31 @@ def test_blur_keeps_a_flat_video_and_softens_an_edge():
     assert 0.1 < blurred[0, 0, 5, 7] < 0.5 < blurred[0, 0, 5, 8] < 0.9  # the step is now a ramp
 
 
-def test_matcher_training_steps_lower_the_loss():
+def test_silhouette_is_blind_to_the_palette_colour():
+    red, green = torch.full((1, 3, 2, 8, 8), -1.0), torch.full((1, 3, 2, 8, 8), -1.0)
+    red[:, :, :, 2:5, 3:6] = torch.tensor([220, 40, 40]).view(1, 3, 1, 1, 1) / 127.5 - 1
+    green[:, :, :, 2:5, 3:6] = torch.tensor([40, 190, 60]).view(1, 3, 1, 1, 1) / 127.5 - 1
+    assert torch.allclose(silhouette(red), silhouette(green), atol=1e-6)
+    assert silhouette(red)[0, 0, 0, 3, 4] == 1 and silhouette(red)[0, 0, 0, 0, 0] == -1
+
+
+def test_a_matcher_with_a_silhouette_tower_saves_and_loads_it(tmp_path):
+    torch.manual_seed(0)
+    model = VideoTextMatcher(MatcherConfig(text=SMALL_TEXT, **VideoTextMatcher.presets["tiny-silhouette"],
+                                           num_frames=8, height=32, width=32)).eval()
+    loaded = load_model(save_model(tmp_path / "matcher", model))
+    assert loaded.shape_stages is not None
+    batch = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32)).batch(0, 2)
+    assert torch.equal(loaded.score(batch["video"], batch["caption"]), model.score(batch["video"], batch["caption"]))
+
+
+@pytest.mark.parametrize("silhouette_tower", [False, True])
+def test_matcher_training_steps_lower_the_loss(silhouette_tower):
     model = tiny_matcher().train()
+    if silhouette_tower:
+        torch.manual_seed(0)
+        model = VideoTextMatcher(MatcherConfig(text=SMALL_TEXT, **VideoTextMatcher.presets["tiny-silhouette"],
+                                               num_frames=8, height=32, width=32)).train()
     batch = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32, negatives=2)).batch(0, 8)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []

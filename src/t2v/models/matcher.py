@@ -7,6 +7,10 @@ Trained contrastively on captioned videos. Besides the other captions of the bat
 hard negatives: captions of its own scene with one attribute of one object changed ("a red *square*
 moving left" for a red circle), so the matcher learns the details a generator gets wrong. Generated
 videos are softer than rendered ones, so training videos are blurred and noised at random.
+
+An optional second video tower (``shape_channels``) sees only the brightest channel of each pixel, a
+colour-blind silhouette at full resolution: shape, size and motion read there cannot depend on the
+colour, so they carry over to colour-shape pairs the matcher never saw.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class MatcherConfig:
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 192])
     strides: list[list[int]] = field(default_factory=lambda: [[1, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]])
+    shape_channels: list[int] = field(default_factory=list)  # the colour-blind silhouette tower; empty: none
+    shape_strides: list[list[int]] = field(default_factory=list)
     dim: int = 256  # joint embedding width
     text_head: str = "mlp"  # "mlp" or "linear" (CLIP's): how the frozen text encoder's pooled vector is projected
     max_blur: float = 1.0  # training videos are blurred with a Gaussian of sigma U(0, max_blur) pixels ...
@@ -53,6 +59,13 @@ def gaussian_blur(video: torch.Tensor, sigma: float) -> torch.Tensor:
     return rearrange(y, "(c t) 1 h w -> c t h w", c=c, t=t)
 
 
+def silhouette(video: torch.Tensor) -> torch.Tensor:
+    """(B, 3, T, H, W) in [-1, 1] -> colour-blind (B, 1, T, H, W) in [-1, 1]: each pixel's brightest
+    channel over the video's brightest, so an object of any palette colour is about 1 on -1 black."""
+    light = reduce(video, "b c t h w -> b 1 t h w", "max") + 1  # [0, 2], black 0
+    return 2 * light / reduce(light, "b 1 t h w -> b 1 1 1 1", "max").clamp(min=0.1) - 1
+
+
 class VideoTextMatcher(nn.Module):
     """``score(frames, prompts)``: cosine of video and caption embeddings, (B,) in [-1, 1]."""
 
@@ -64,7 +77,10 @@ class VideoTextMatcher(nn.Module):
         super().__init__()
         self.config = config
         self.stages = conv_tower(config.channels, config.strides)
-        self.video_proj = nn.Linear(config.channels[-1], config.dim)
+        self.shape_stages = (conv_tower(config.shape_channels, config.shape_strides, in_channels=1)
+                             if config.shape_channels else None)
+        features = config.channels[-1] + (config.shape_channels[-1] if config.shape_channels else 0)
+        self.video_proj = nn.Linear(features, config.dim)
         self.text = build_text_encoder(config.text)
         if config.text_head not in ("mlp", "linear"):
             raise T2VError(f"text_head must be mlp or linear, got {config.text_head!r}")
@@ -84,6 +100,9 @@ class VideoTextMatcher(nn.Module):
     def embed_video(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) in [-1, 1] -> unit vectors (B, dim)."""
         features = reduce(self.stages(video), "b f t h w -> b f", "mean")
+        if self.shape_stages is not None:
+            shape = reduce(self.shape_stages(silhouette(video)), "b f t h w -> b f", "mean")
+            features = torch.cat([features, shape], dim=1)  # (B, F + F_shape)
         return F.normalize(self.video_proj(features), dim=-1)
 
     def embed_text(self, prompts: list[str]) -> torch.Tensor:
@@ -158,5 +177,7 @@ def hard_negative_accuracy(matcher: VideoTextMatcher, *, split: str = "test", n:
 
 VideoTextMatcher.presets = {
     "tiny": dict(channels=[8, 16], strides=[[1, 2, 2], [2, 2, 2]], dim=32),
+    "tiny-silhouette": dict(channels=[8, 16], strides=[[1, 2, 2], [2, 2, 2]], shape_channels=[8, 16],
+                            shape_strides=[[1, 1, 1], [2, 2, 2]], dim=32),
     "shapes": dict(),
 }

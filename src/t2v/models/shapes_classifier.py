@@ -69,11 +69,11 @@ def conv_stage(in_ch: int, out_ch: int, stride: list[int]) -> nn.Sequential:
                          nn.GroupNorm(min(8, out_ch), out_ch), nn.SiLU())
 
 
-def conv_tower(channels: list[int], strides: list[list[int]]) -> nn.Sequential:
-    """RGB video (B, 3, T, H, W) -> features (B, channels[-1], T', H', W'): one ``conv_stage`` per width."""
+def conv_tower(channels: list[int], strides: list[list[int]], in_channels: int = 3) -> nn.Sequential:
+    """Video (B, in_channels, T, H, W) -> features (B, channels[-1], T', H', W'): one ``conv_stage`` per width."""
     if len(channels) != len(strides):
         raise T2VError(f"give one stride per conv stage: {len(channels)} channels, {len(strides)} strides")
-    widths = [3, *channels]
+    widths = [in_channels, *channels]
     return nn.Sequential(*(conv_stage(a, b, s) for a, b, s in zip(widths, widths[1:], strides)))
 
 
