@@ -25,9 +25,9 @@ import torch
 from plots import pyplot
 
 from t2v import load_pipeline
-from t2v.pipelines.base import load_reranker
 from t2v.eval.shapes import judge_video, prompt_set, wilson_interval
 from t2v.hardware import cpu_name
+from t2v.pipelines.base import load_reranker
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,14 +42,14 @@ def draw_and_judge(pipe, items: list[tuple[str, str]], *, candidates: int, seed:
         prompts = [p for _, p in items[start:start + batch_size]]
         t0 = time.perf_counter()
         frames = pipe.generate_candidates(prompts, seed + start, candidates)  # (B, N, T, H, W, 3)
+        flat, flat_prompts = frames.flatten(0, 1), [p for p in prompts for _ in range(candidates)]  # (B N, ...)
         t1 = time.perf_counter()
-        s = pipe.reranker.score(frames.flatten(0, 1), [p for p in prompts for _ in range(candidates)])
+        s = pipe.reranker.score(flat, flat_prompts)
         rerank_s += time.perf_counter() - t1
         generate_s += t1 - t0
         scores.append(s.view(len(prompts), candidates).numpy())
         for matcher, kept in zip(others, other_scores):
-            kept.append(matcher.score(frames.flatten(0, 1), [p for p in prompts for _ in range(candidates)])
-                        .view(len(prompts), candidates).numpy())
+            kept.append(matcher.score(flat, flat_prompts).view(len(prompts), candidates).numpy())
         right.append(np.array([[judge_video(f.numpy(), p).all_right for f in row] for row, p in zip(frames, prompts)]))
         print(f"  {start + len(prompts)}/{len(items)} prompts", file=sys.stderr, end="\r")
     return {"right": np.concatenate(right), "scores": np.concatenate(scores),

@@ -21,9 +21,9 @@ from t2v.text import TextEncoderConfig
 SMALL_TEXT = TextEncoderConfig(name="small", dim=32, layers=1, heads=2, vocab_size=256)
 
 
-def tiny_matcher() -> VideoTextMatcher:
+def tiny_matcher(preset: str = "tiny") -> VideoTextMatcher:
     torch.manual_seed(0)
-    return VideoTextMatcher(MatcherConfig(text=SMALL_TEXT, channels=[8, 16], strides=[[1, 2, 2], [2, 2, 2]], dim=32,
+    return VideoTextMatcher(MatcherConfig(text=SMALL_TEXT, **VideoTextMatcher.presets[preset],
                                           num_frames=8, height=32, width=32))
 
 
@@ -69,9 +69,7 @@ def test_silhouette_is_blind_to_the_palette_colour():
 
 
 def test_a_matcher_with_a_silhouette_tower_saves_and_loads_it(tmp_path):
-    torch.manual_seed(0)
-    model = VideoTextMatcher(MatcherConfig(text=SMALL_TEXT, **VideoTextMatcher.presets["tiny-silhouette"],
-                                           num_frames=8, height=32, width=32)).eval()
+    model = tiny_matcher("tiny-silhouette").eval()
     loaded = load_model(save_model(tmp_path / "matcher", model))
     assert loaded.shape_stages is not None
     batch = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32)).batch(0, 2)
@@ -80,11 +78,7 @@ def test_a_matcher_with_a_silhouette_tower_saves_and_loads_it(tmp_path):
 
 @pytest.mark.parametrize("silhouette_tower", [False, True])
 def test_matcher_training_steps_lower_the_loss(silhouette_tower):
-    model = tiny_matcher().train()
-    if silhouette_tower:
-        torch.manual_seed(0)
-        model = VideoTextMatcher(MatcherConfig(text=SMALL_TEXT, **VideoTextMatcher.presets["tiny-silhouette"],
-                                               num_frames=8, height=32, width=32)).train()
+    model = tiny_matcher("tiny-silhouette" if silhouette_tower else "tiny").train()
     batch = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32, negatives=2)).batch(0, 8)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
