@@ -41,6 +41,50 @@ def test_lr_warms_up_then_decays_to_the_floor():
     assert lr_factor(50, cfg) < lr_factor(20, cfg)
 
 
+def test_time_schedule_decays_over_max_minutes_of_training():
+    cfg = TrainConfig(steps=10**6, warmup_steps=10, min_lr_ratio=0.1, lr_schedule="time", max_minutes=2)
+    assert lr_factor(0, cfg, 0.0) == pytest.approx(0.1)  # warm-up still counts steps
+    assert lr_factor(500, cfg, 0.0) == pytest.approx(1.0)
+    assert lr_factor(500, cfg, 60.0) == pytest.approx(0.55)  # half the budget: half way down the cosine
+    assert lr_factor(500, cfg, 120.0) == pytest.approx(0.1)
+    assert lr_factor(500, cfg, 600.0) == pytest.approx(0.1)
+
+
+def test_time_schedule_without_a_budget_is_a_one_line_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(TINY_RUN.replace("OUT", str(tmp_path / "bad")).replace("log_every: 1,", "log_every: 1, lr_schedule: time,"))
+    proc = t2v_train(path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert out.strip().splitlines()[-1].startswith("error: train.lr_schedule: time decays over max_minutes")
+
+
+def test_workers_prepare_exactly_the_batches_of_one_process():
+    from t2v.data.stream import ShapesDataConfig, ShapesStream
+    from t2v.train.trainer import prepared_batches
+
+    data = ShapesStream(ShapesDataConfig(num_frames=4, height=16, width=16, buckets=[[4, 16, 16], [2, 16, 32]]))
+    batches = prepared_batches(data, 6, 3, workers=2)
+    for position in range(6, 6 + 5 * 3, 3):
+        got, want = next(batches), data.batch(position, 3)
+        assert got["caption"] == want["caption"]
+        assert torch.equal(got["video"], want["video"])
+
+
+def test_training_with_workers_equals_training_without(tmp_path):
+    plain = t2v_train(write_config(tmp_path, "plain"))
+    path = tmp_path / "workers.yaml"
+    path.write_text(TINY_RUN.replace("OUT", str(tmp_path / "workers")).replace("threads: 1,", "threads: 1, workers: 2,"))
+    with_workers = t2v_train(path)
+    for proc in (plain, with_workers):
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+    a = load_file(tmp_path / "plain" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "workers" / "model" / "model.safetensors")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     straight = t2v_train(write_config(tmp_path, "straight"))
     out, _ = straight.communicate(timeout=300)

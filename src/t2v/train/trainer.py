@@ -56,6 +56,10 @@ class TrainConfig:
     sample_every: int = 0  # 0 disables sample grids
     checkpoint_every: int = 100
     max_minutes: float = 0.0  # stop early (with a checkpoint) after this wall time; 0 = no limit
+    # "steps": cosine decay over ``steps``; "time": over ``max_minutes`` of training (a wall-time budget,
+    # for hardware whose speed is not known ahead: the run ends decayed whatever steps it reached)
+    lr_schedule: str = "steps"
+    workers: int = 0  # processes that prepare the next batches ahead (a GPU outruns one CPU core's rendering)
     seed: int = 0
     out_dir: str = "runs/model"
     init_from: str = ""  # fine-tune: start from this trained model directory's weights (optimiser and schedule start fresh)
@@ -65,11 +69,15 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``steps``."""
+def lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``steps`` (or, with
+    ``lr_schedule: time``, at ``max_minutes`` of training time ``elapsed_s``)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    if cfg.lr_schedule == "time":
+        progress = min(1.0, elapsed_s / (60 * cfg.max_minutes))
+    else:
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -151,11 +159,17 @@ class Trainer:
         if self.accelerator is not None:
             self.loss_module = self.accelerator.prepare_model(self.loss_module)  # DDP / FSDP wrapper
         self.optimizer = make_optimizer(self.model, cfg)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
+        self.elapsed, self.sessions = 0.0, 0  # training seconds and runs (a resume starts a new one) so far
+        if cfg.lr_schedule not in ("steps", "time"):
+            raise T2VError(f"train.lr_schedule must be 'steps' or 'time', not {cfg.lr_schedule!r}")
+        if cfg.lr_schedule == "time" and not cfg.max_minutes:
+            raise T2VError("train.lr_schedule: time decays over max_minutes: set train.max_minutes")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lambda s: lr_factor(s, cfg, self.elapsed))
         self.trainable = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
         self.ema = {n: p.detach().clone() for n, p in self.trainable.items()} if cfg.ema_decay else {}
         self.step, self.position = 0, 0
-        self.elapsed, self.sessions = 0.0, 0  # training seconds and runs (a resume starts a new one) so far
+        self.batches = None  # with workers: an iterator of prepared batches from self.position on
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_path(self) -> Path:
@@ -287,7 +301,13 @@ class Trainer:
     def next_batch(self) -> dict:
         """This process's next batch; a batch whose every video failed to decode is passed over."""
         for _ in range(100):
-            batch = self.data.batch(self.position, self.cfg.batch_size)
+            if self.cfg.workers:
+                if self.batches is None:
+                    self.batches = prepared_batches(self.data, self.position, self.cfg.batch_size, self.cfg.workers,
+                                                    pin=self.device.type == "cuda")
+                batch = next(self.batches)
+            else:
+                batch = self.data.batch(self.position, self.cfg.batch_size)
             self.position += self.cfg.batch_size
             if batch["caption"]:
                 return batch
@@ -321,7 +341,8 @@ class Trainer:
                     f.write(json.dumps({"step": self.step, "time": round(time.time() - start, 2), **logs}) + "\n")
             if self.rank == 0 and cfg.sample_every and self.step % cfg.sample_every == 0:
                 self.write_samples()
-            out_of_time = self.rank_zero_says(bool(cfg.max_minutes) and (time.time() - start) / 60 >= cfg.max_minutes)
+            minutes = (self.elapsed if cfg.lr_schedule == "time" else time.time() - start) / 60
+            out_of_time = self.rank_zero_says(bool(cfg.max_minutes) and minutes >= cfg.max_minutes)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
                 self.save_state()
                 self.log(f"checkpoint at step {self.step}")
@@ -360,6 +381,28 @@ class Trainer:
         b, t = frames.shape[:2]
         sheet = contact_sheet(frames.reshape(b * t, *frames.shape[2:]).numpy(), columns=t)  # one row per video
         sheet.save(self.out_dir / "samples" / f"step_{self.step:06d}.png")
+
+
+class _BatchesFrom(torch.utils.data.Dataset):
+    """Item ``i``: the batch at data position ``start + i * size`` (so workers may build them in any order)."""
+
+    def __init__(self, data, start: int, size: int, count: int = 1 << 40) -> None:
+        self.data, self.start, self.size, self.count = data, start, size, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> dict:
+        return self.data.batch(self.start + i * self.size, self.size)
+
+
+def prepared_batches(data, start: int, size: int, workers: int, *, pin: bool = False):
+    """The batches ``data.batch(start, size)``, ``data.batch(start + size, size)``, ... in order, built
+    ahead by ``workers`` processes: the same batches as without workers, so a run resumes exactly."""
+    loader = torch.utils.data.DataLoader(_BatchesFrom(data, start, size), batch_size=None, num_workers=workers,
+                                         prefetch_factor=4, pin_memory=pin, persistent_workers=True,
+                                         generator=torch.Generator())  # its seeds must not draw on the training RNG
+    return iter(loader)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
