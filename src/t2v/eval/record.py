@@ -64,8 +64,8 @@ def scores_markdown(results: dict, commands: list[str]) -> str:
         usage = f", codebook usage {r['codebook_usage']:.1%}" if "codebook_usage" in r else ""
         ceiling = r.get("checker_on_reconstructions")
         ceiling = (f"; the checker finds {ceiling['all_right']:.1%} of the reconstructions all right (colour "
-                   f"{ceiling['colour']:.1%}, shape {ceiling['shape']:.1%}), about the ceiling of what the prior "
-                   "can draw") if ceiling else ""
+                   f"{ceiling['colour']:.1%}, shape {ceiling['shape']:.1%}): what the tokenizer keeps of these "
+                   "videos (a prior's draws can score higher, since it draws the training pairs' codes)") if ceiling else ""
         lines.append(f"- reconstruction on {r['videos']} {r['split']} videos: PSNR {r['psnr_db']:.2f} dB, "
                      f"SSIM {r['ssim']:.3f}{usage}{ceiling}")
     if "fvd" in results:
