@@ -1,4 +1,5 @@
-"""The bundled default model: small, documented, and it draws what a seen prompt asks."""
+"""The bundled models: `videogpt-shapes` is small, documented and draws what a seen prompt asks; `t2v generate`
+without `--model` (the `make demo` command) runs the default, `dit-shapes`."""
 
 from __future__ import annotations
 

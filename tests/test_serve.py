@@ -46,7 +46,7 @@ def one_line_error(response, status: int | tuple[int, ...]) -> str:
 def test_models_lists_bundled_text_to_video_models_only(client):
     answer = client.get("/models").json()
     names = [m["name"] for m in answer["models"]]
-    assert answer["default"] == "videogpt-shapes" and "videogpt-shapes" in names
+    assert answer["default"] == "dit-shapes" and {"dit-shapes", "videogpt-shapes"} <= set(names)
     assert "fvd-shapes" not in names  # a classifier, not a video model
     videogpt = next(m for m in answer["models"] if m["name"] == "videogpt-shapes")
     assert videogpt["video_shape"] == [16, 64, 64] and videogpt["num_frames"] == [16] and not videogpt["story"]
@@ -54,7 +54,7 @@ def test_models_lists_bundled_text_to_video_models_only(client):
 
 def test_generate_returns_urls_of_the_mp4_and_contact_sheet(client):
     answer = client.post("/generate", json={"prompt": PROMPT, "seed": 1}).json()
-    assert (answer["model"], answer["seed"], answer["num_frames"]) == ("videogpt-shapes", 1, 16)
+    assert (answer["model"], answer["seed"], answer["num_frames"]) == ("dit-shapes", 1, 16)
     video = client.get(answer["video_url"])
     assert video.headers["content-type"] == "video/mp4"
     frames = read_video_bytes(video.content).frames
@@ -95,7 +95,7 @@ def test_story_follows_each_prompt_in_turn(client):
     ({"prompt": PROMPT, "num_frames": 0}, 400, "num_frames"),
     ({"prompt": PROMPT, "num_frames": 16.5}, 400, "must be an integer"),
     ({"prompt": PROMPT, "seed": True}, 400, "must be an integer"),
-    ({"prompt": PROMPT, "steps": 10}, 400, "does not take steps"),
+    ({"prompt": PROMPT, "model": "videogpt-shapes", "steps": 10}, 400, "does not take steps"),
     ({"prompt": PROMPT, "path": "/etc/passwd"}, 400, "unknown field"),
     ({"story": [PROMPT, PROMPT]}, 400, "cannot follow a story"),
     ({"story": [PROMPT] * 5, "model": "phenaki-shapes"}, 400, "1 to 4 prompts"),
