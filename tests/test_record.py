@@ -20,3 +20,15 @@ def test_record_merges_suites_and_rewrites_one_section(tmp_path):
     assert card.startswith("# my model\n\n- command: `t2v train videogpt`")
     assert card.count("## Measured scores") == 1
     assert "**85.0%** [77.0%, 91.0%]" in card and "0.800 s per 16x64x64 video" in card
+
+
+def test_a_command_whose_suites_were_all_measured_again_is_no_longer_listed(tmp_path):
+    record_scores(tmp_path, {"model": "m", "shapes": SHAPES}, "t2v eval m -n 100")
+    record_scores(tmp_path, {"model": "m", "speed": SPEED}, "t2v eval m --suite speed")
+    record_scores(tmp_path, {"model": "m", "shapes_best_of_4": SHAPES}, "t2v eval m --candidates 4")
+    assert len(json.loads((tmp_path / "scores.json").read_text())["commands"]) == 3
+    record_scores(tmp_path, {"model": "m", "shapes": SHAPES, "speed": SPEED}, "t2v eval dir --suite shapes --suite speed")
+    commands = json.loads((tmp_path / "scores.json").read_text())["commands"]
+    assert commands == ["t2v eval m --candidates 4", "t2v eval dir --suite shapes --suite speed"]
+    assert "Measured with `t2v eval m --candidates 4` and `t2v eval dir --suite shapes --suite speed`." \
+        in (tmp_path / "README.md").read_text()

@@ -97,6 +97,16 @@ def sizes_table(sizes: dict) -> list[str]:
     return lines
 
 
+def suites_of(command: str) -> set[str]:
+    """The scores.json suites a ``t2v eval`` command writes: its ``--suite`` names (shapes by default),
+    shapes as ``shapes_best_of_N`` with ``--candidates N``."""
+    names = re.findall(r"--suite[ =](\S+)", command) or ["shapes"]
+    best_of = re.search(r"--candidates[ =](\d+)", command)
+    if best_of and int(best_of.group(1)) > 1:
+        names = [f"shapes_best_of_{best_of.group(1)}" if n == "shapes" else n for n in names]
+    return set(names)
+
+
 def record_scores(directory: str | Path, results: dict, command: str) -> None:
     """Merge ``results`` into ``directory/scores.json`` and rewrite the card's measured-scores section."""
     directory = Path(directory)
@@ -104,7 +114,9 @@ def record_scores(directory: str | Path, results: dict, command: str) -> None:
     stored = json.loads(path.read_text()) if path.is_file() else {}
     suites = {**stored.get("suites", {}), **{k: v for k, v in results.items() if k not in ("model", "family")}}
     commands = stored.get("commands", [stored["command"]] if "command" in stored else [])
-    commands = [c for c in commands if c != command] + [command]  # every command whose results are stored
+    measured = set(results) - {"model", "family"}
+    # every command whose results are still stored: one whose suites were all measured again goes
+    commands = [c for c in commands if c != command and not suites_of(c) <= measured] + [command]
     merged = {"summary": summarize(suites), "suites": suites, "commands": commands}
     _write_text(path, json.dumps(merged, indent=2) + "\n")
     card_path = directory / CARD_FILE
