@@ -91,7 +91,7 @@ def generate_tab(service: Service, names: list[str]) -> None:
         best_of = _number(candidates)
         request = GenerateRequest(model=model, prompt=None if story else prompt, story=tuple(lines) if story else None,
                                   seed=_number(seed), num_frames=_number(num_frames), height=_number(height),
-                                  width=_number(width), steps=_number(steps),
+                                  width=_number(width), steps=_number(steps) or None,
                                   candidates=None if story or best_of == 1 else best_of)
         try:
             result = service.generate(request)
@@ -110,7 +110,8 @@ def generate_tab(service: Service, names: list[str]) -> None:
                          for label, values, default in zip(("Frames", "Height", "Width"),
                                                            (first.num_frames, first.height, first.width),
                                                            first.video_shape)]
-            steps = gr.Number(None, label="Steps (empty: the model's default)", precision=0, minimum=1,
+            # an empty Number reaches the server as 0: 0 (or empty) means the model's default
+            steps = gr.Number(None, label="Steps (0 or empty: the model's default)", precision=0, minimum=0,
                               maximum=service.config.max_steps, visible="steps" in first.options)
             candidates = gr.Number(1, label="Candidates (best of N, picked by the video-text matcher)", precision=0,
                                    minimum=1, maximum=service.config.max_candidates,
