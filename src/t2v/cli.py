@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from t2v import DEFAULT_MODEL
 from t2v.errors import T2VError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -35,7 +36,7 @@ DEFAULT_OUTPUT = Path("outputs/video.mp4")
 def generate(
     prompt: Optional[List[str]] = typer.Argument(None, help="What the video shows (several with --story)."),
     output: Path = typer.Option(DEFAULT_OUTPUT, "-o", "--output", help="File to write (.mp4, .gif, .npy, .png)."),
-    model: str = typer.Option("dit-shapes", "--model", "-m", help="Bundled model name or checkpoint directory."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled model name or checkpoint directory."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same video)."),
     num_frames: Optional[int] = typer.Option(None, "--frames", help="Number of frames, where the model allows."),
     height: Optional[int] = typer.Option(None, "--height"),

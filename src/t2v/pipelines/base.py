@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from t2v import DEFAULT_MODEL
 from t2v.checkpoint import load_model, read_config
 from t2v.errors import T2VError
 from t2v.hardware import bf16_is_fast
 from t2v.video import Video, read_image
 
-DEFAULT_MODEL = "dit-shapes"  # the highest all-right rates measured (docs/results.md), and the fastest
 DEFAULT_RERANKER = "matcher-shapes"  # bundled video-text matcher that picks the best of several candidates
 MAX_PROMPT_CHARS = 1000
 MAX_CANDIDATES = 16
