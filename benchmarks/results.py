@@ -256,6 +256,11 @@ def main() -> None:
              "could get from those draws.", "",
              file_sections(args.results, "rerank_*.md", "python benchmarks/rerank.py --model MODEL"), "",
              "## Where the models fail", "", failures_section(args.results), "",
+             "## Paraphrases: what the frozen text encoder grounds", "",
+             "Every generator reads prompts through frozen all-MiniLM-L6-v2 and never sees a paraphrase word in "
+             "training; what it can make of one is what the encoder's space says of it. This measures that space "
+             "alone: the nearest training caption to each prompt.", "",
+             file_sections(args.results, "text_grounding.md", "python benchmarks/text_grounding.py -n 100"), "",
              "## Guidance, temperature and top-k (tuning prompts)", "",
              "Each sweep ran on the weights bundled at the time: `videogpt-shapes` and `phenaki-shapes` before "
              "their stage 2b (see their model cards), so their sampling defaults were tuned on those.", "",

@@ -186,5 +186,9 @@ def test_recon_suite_judges_reconstructions_against_their_own_captions():
     result = recon_suite(PerfectTokenizer(), n=20, batch_size=8, log=lambda *_: None)
     assert result["psnr_db"] > 60 and result["checker_on_reconstructions"]["count"] == 20
     assert result["checker_on_reconstructions"]["all_right"] >= 0.95  # captions stay paired with their videos
+    seen = result["checker_on_seen_reconstructions"]
+    assert seen["count"] == 20 and seen["all_right"] >= 0.95  # the train split's videos, judged the same way
     blurred = type("Blurred", (PerfectTokenizer,), {"reconstruct": lambda self, f: torch.zeros_like(f)})()
-    assert recon_suite(blurred, n=8, log=lambda *_: None)["checker_on_reconstructions"]["all_right"] == 0.0
+    blurred_result = recon_suite(blurred, n=8, log=lambda *_: None)
+    assert blurred_result["checker_on_reconstructions"]["all_right"] == 0.0
+    assert blurred_result["checker_on_seen_reconstructions"]["all_right"] == 0.0

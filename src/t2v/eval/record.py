@@ -24,6 +24,8 @@ def summarize(results: dict) -> dict:
         summary["recon PSNR dB"] = round(results["recon"]["psnr_db"], 2)
         if "checker_on_reconstructions" in results["recon"]:
             summary["recon all-right"] = results["recon"]["checker_on_reconstructions"]["all_right"]
+        if "checker_on_seen_reconstructions" in results["recon"]:
+            summary["recon all-right seen"] = results["recon"]["checker_on_seen_reconstructions"]["all_right"]
     if "fvd" in results:
         for key in ("fvd_shapes", "fvd_i3d"):
             if key in results["fvd"]:
@@ -66,6 +68,9 @@ def scores_markdown(results: dict, commands: list[str]) -> str:
         ceiling = (f"; the checker finds {ceiling['all_right']:.1%} of the reconstructions all right (colour "
                    f"{ceiling['colour']:.1%}, shape {ceiling['shape']:.1%}): what the tokenizer keeps of these "
                    "videos (a prior's draws can score higher, since it draws the training pairs' codes)") if ceiling else ""
+        seen = r.get("checker_on_seen_reconstructions")
+        ceiling += (f"; on as many seen-pair (train split) videos {seen['all_right']:.1%} (colour {seen['colour']:.1%}, "
+                    f"shape {seen['shape']:.1%})") if seen else ""
         lines.append(f"- reconstruction on {r['videos']} {r['split']} videos: PSNR {r['psnr_db']:.2f} dB, "
                      f"SSIM {r['ssim']:.3f}{usage}{ceiling}")
     if "fvd" in results:
