@@ -247,6 +247,8 @@ def main() -> None:
         page += [f"![checker rates]({plot.name})", ""]
     page += ["## Latency", "", latency_section(args.results) or "Not measured yet.", "",
              "## Any size and duration", "", sizes_section(args.checkpoints), "",
+             "## Sampling precision", "",
+             file_sections(args.results, "precision_*.md", "python benchmarks/precision.py --model MODEL"), "",
              "## Samplers and sampling steps", "",
              file_sections(args.results, "samplers_*.md", "python benchmarks/samplers.py --model MODEL"), "",
              "## Best of N: reranking by the video-text matcher", "",

@@ -69,6 +69,7 @@ def test_prompts_file_makes_one_video_per_line(tmp_path, tiny_checkpoint):
     (["generate", "a red circle", "--precision", "fp8", "--model", "TINY"], ["precision must be one of"]),
     (["generate", "--prompts", "OUT/bad.tsv", "--out", "OUT/vids", "--model", "TINY"], ["line 1"]),
     (["eval", "TINY", "--suite", "nope"], ["unknown suite 'nope'"]),
+    (["eval", "TINY", "--precision", "bf16", "--record"], ["--record stores float32"]),
     (["train", "videogpt", "--config", "OUT/missing.yaml"], ["missing.yaml"]),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, tiny_checkpoint, args, fragments):

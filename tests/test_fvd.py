@@ -155,6 +155,7 @@ def test_eval_json_has_fvd_and_speed_keys(tmp_path, tiny_videogpt):
     speed = results["speed"]
     assert {"seconds_per_video", "threads", "peak_rss_mb", "train_videos_per_s"} <= set(speed)
     assert speed["seconds_per_video"] > 0 and speed["train_videos_per_s"] > 0
+    assert results["precision"] == "float32"  # what records hold, unless asked otherwise
 
 
 def test_training_throughput_leaves_the_model_as_it_was(tiny_videogpt):

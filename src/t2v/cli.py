@@ -174,6 +174,8 @@ def evaluate(
     candidates: int = typer.Option(1, "--candidates", help="shapes suite: best of N candidates per prompt, picked "
                                    "by the video-text matcher (stored apart, as shapes_best_of_N)."),
     reranker: str = typer.Option("matcher-shapes", "--reranker", help="Bundled matcher name or checkpoint directory."),
+    precision: str = typer.Option("float32", "--precision", help="Sampling precision: float32 (what --record "
+                                  "stores), bf16, or auto (what t2v generate uses)."),
 ) -> None:
     """Measure a model: checker rates on the project's prompt sets, and more.
 
@@ -181,8 +183,10 @@ def evaluate(
     """
     from t2v.eval.run import run_suites
 
+    if record and precision != "float32":
+        raise T2VError(f"--record stores float32 measurements; drop --record to measure at --precision {precision}")
     results = run_suites(model, suite, n=n, seed=seed, video_dir=out_dir, fvd_weights=fvd_weights,
-                         candidates=candidates, reranker=reranker, log=typer.echo)
+                         candidates=candidates, reranker=reranker, precision=precision, log=typer.echo)
     if record:
         from t2v.eval.record import record_scores
         from t2v.pipelines.base import resolve_model

@@ -11,6 +11,7 @@ from t2v.checkpoint import atomic_write
 SCORES_FILE = "scores.json"
 CARD_FILE = "README.md"
 SECTION = "## Measured scores"
+RUN_FIELDS = ("model", "family", "precision")  # what a run_suites result says of the run, not a suite
 
 
 def summarize(results: dict) -> dict:
@@ -117,9 +118,9 @@ def record_scores(directory: str | Path, results: dict, command: str) -> None:
     directory = Path(directory)
     path = directory / SCORES_FILE
     stored = json.loads(path.read_text()) if path.is_file() else {}
-    suites = {**stored.get("suites", {}), **{k: v for k, v in results.items() if k not in ("model", "family")}}
+    suites = {**stored.get("suites", {}), **{k: v for k, v in results.items() if k not in RUN_FIELDS}}
     commands = stored.get("commands", [stored["command"]] if "command" in stored else [])
-    measured = set(results) - {"model", "family"}
+    measured = set(results) - set(RUN_FIELDS)
     # every command whose results are still stored: one whose suites were all measured again goes
     commands = [c for c in commands if c != command and not suites_of(c) <= measured] + [command]
     merged = {"summary": summarize(suites), "suites": suites, "commands": commands}

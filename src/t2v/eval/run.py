@@ -215,11 +215,13 @@ def shapes_key(candidates: int) -> str:
 
 def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, video_dir: Path | None = None,
                fvd_videos: int = 512, fvd_weights: str | Path | None = None, candidates: int = 1,
-               reranker: str | Path = "matcher-shapes", log=print) -> dict:
+               reranker: str | Path = "matcher-shapes", precision: str = "float32", log=print) -> dict:
     """Run the named suites on a bundled model name or checkpoint directory.
 
     ``fvd_videos`` real and generated videos enter FVD; ``fvd_weights`` (a local I3D file) replaces FVD-shapes.
     ``candidates`` N > 1 reranks the shapes suite's videos (best of N by the matcher ``reranker``).
+    ``precision`` is the pipeline's sampling precision: float32 (what records hold), bf16 or auto (what
+    ``t2v generate`` uses); the results name the one that ran.
     """
     from t2v.checkpoint import load_model
     from t2v.pipelines import pipeline_class
@@ -237,7 +239,9 @@ def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, vi
         results["recon"] = recon_suite(loaded, seed=seed, log=log)
     if not hasattr(loaded, "generate"):
         return results  # a tokenizer / autoencoder: nothing to generate
-    pipe = pipeline_class(loaded.family)(loaded, name=directory.name, directory=directory, reranker=reranker)
+    pipe = pipeline_class(loaded.family)(loaded, name=directory.name, directory=directory, reranker=reranker,
+                                         precision=precision)
+    results["precision"] = pipe.precision
     for suite in suites:
         if suite == "shapes":
             results[shapes_key(candidates)] = shapes_suite(pipe, n=n, seed=seed, video_dir=video_dir, log=log,
