@@ -22,6 +22,15 @@ def test_record_merges_suites_and_rewrites_one_section(tmp_path):
     assert "**85.0%** [77.0%, 91.0%]" in card and "0.800 s per 16x64x64 video" in card
 
 
+def test_a_command_measured_again_piece_by_piece_is_no_longer_listed(tmp_path):
+    record_scores(tmp_path, {"model": "m", "shapes": SHAPES, "speed": SPEED}, "t2v eval m --suite shapes --suite speed")
+    record_scores(tmp_path, {"model": "m", "shapes": SHAPES}, "t2v eval m --suite shapes")
+    assert len(json.loads((tmp_path / "scores.json").read_text())["commands"]) == 2  # its speed is still stored
+    record_scores(tmp_path, {"model": "m", "speed": SPEED}, "t2v eval m --suite speed")
+    assert json.loads((tmp_path / "scores.json").read_text())["commands"] == ["t2v eval m --suite shapes",
+                                                                              "t2v eval m --suite speed"]
+
+
 def test_what_a_result_says_of_its_run_is_no_suite(tmp_path):
     record_scores(tmp_path, {"model": "m", "family": "dit", "precision": "float32", "speed": SPEED}, "t2v eval m --suite speed")
     assert set(json.loads((tmp_path / "scores.json").read_text())["suites"]) == {"speed"}

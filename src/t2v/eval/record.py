@@ -113,6 +113,18 @@ def suites_of(command: str) -> set[str]:
     return set(names)
 
 
+def still_stored(commands: list[str]) -> list[str]:
+    """The commands (oldest first) whose results some suite still holds: one whose suites were all
+    measured again by later commands goes."""
+    kept, newer = [], set()
+    for command in reversed(commands):
+        suites = suites_of(command)
+        if not suites <= newer:
+            kept.append(command)
+        newer |= suites
+    return kept[::-1]
+
+
 def record_scores(directory: str | Path, results: dict, command: str) -> None:
     """Merge ``results`` into ``directory/scores.json`` and rewrite the card's measured-scores section."""
     directory = Path(directory)
@@ -120,9 +132,7 @@ def record_scores(directory: str | Path, results: dict, command: str) -> None:
     stored = json.loads(path.read_text()) if path.is_file() else {}
     suites = {**stored.get("suites", {}), **{k: v for k, v in results.items() if k not in RUN_FIELDS}}
     commands = stored.get("commands", [stored["command"]] if "command" in stored else [])
-    measured = set(results) - set(RUN_FIELDS)
-    # every command whose results are still stored: one whose suites were all measured again goes
-    commands = [c for c in commands if c != command and not suites_of(c) <= measured] + [command]
+    commands = still_stored([c for c in commands if c != command] + [command])
     merged = {"summary": summarize(suites), "suites": suites, "commands": commands}
     _write_text(path, json.dumps(merged, indent=2) + "\n")
     card_path = directory / CARD_FILE
