@@ -271,7 +271,8 @@ def main() -> None:
              file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py --steps 600"), "",
              "## Tokenizer ablations: the ceiling under each prior", "",
              "The checker on the reconstructions of held-out-pair videos bounds what any prior drawn through that "
-             "tokenizer can score.", "",
+             "tokenizer can score; tables measured since the recon suite judges seen-pair (train split) videos too "
+             "give that ceiling in their last column.", "",
              file_sections(args.results, "tokenizer_ablation*.md",
                            "python benchmarks/tokenizer_ablation.py --config CONFIG --steps N --variant NAME:FIELD=VALUE "
                            "--measure NAME:DIR"), "",
