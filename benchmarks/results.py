@@ -182,6 +182,15 @@ def sizes_section(checkpoints: Path) -> str:
     return "\n".join(parts) or "Not measured yet: run `t2v eval dit-shapes --suite sizes`."
 
 
+def inner_continuity(r: dict) -> str:
+    """The within-segment baseline of a stories result, when it was measured."""
+    if "inner_continuity" not in r:
+        return ""
+    lo, hi = r["inner_continuity_ci95"]
+    return (f"; the same test on the {r['inner_pairs']} pairs of consecutive frames inside the segments passes "
+            f"{r['inner_continuity']:.1%} [{lo:.1%}, {hi:.1%}]")
+
+
 def stories_section(results: Path) -> str:
     lines = []
     for path in sorted(results.glob("stories_*.json")):
@@ -191,7 +200,7 @@ def stories_section(results: Path) -> str:
         lines += [f"- `{r['model']}`, {r['stories']} two-prompt stories with a change of direction: segments right for "
                   f"their own prompt **{r['segments_right']:.1%}** [{lo:.1%}, {hi:.1%}], both segments right "
                   f"{r['stories_both_right']:.1%}, seam continuity (centroid moves <= {r['seam_limit_px']:.1f} px) "
-                  f"**{r['continuity']:.1%}** [{clo:.1%}, {chi:.1%}] "
+                  f"**{r['continuity']:.1%}** [{clo:.1%}, {chi:.1%}]{inner_continuity(r)} "
                   f"(`python benchmarks/stories.py --model {r['model']}`)",
                   f"\n![{path.stem}](../benchmarks/results/{path.stem}.png)"]
     return "\n".join(lines) or "Not measured yet: run `python benchmarks/stories.py --model phenaki-shapes`."

@@ -6,7 +6,9 @@ For each of ``-n`` stories (fixed seeds) one colour-shape-size object is asked t
 then another. Reported: the share of 16-frame segments that the checker finds right for their own
 prompt, the share of stories with both right, and continuity at the seam: the object's centroid
 moves at most twice its per-frame speed between the last frame of a segment and the first of the
-next. A contact sheet of the first stories is written beside the JSON.
+next. Beside it, the same test on every pair of consecutive frames inside the segments: a story's
+seam can only be as continuous as the model's own frames are, so this is the baseline the seam is
+judged against. A contact sheet of the first stories is written beside the JSON.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def seam_jump(frames: np.ndarray, colour: str, seam: int) -> float:
     return float("inf") if np.isnan(c).any() else float(np.linalg.norm(c[1] - c[0]))
 
 
+def inner_jumps(frames: np.ndarray, colour: str, segment: int) -> np.ndarray:
+    """Centroid distances between consecutive frames inside each segment of ``segment`` frames (inf when missing)."""
+    c = colour_centroids(frames, colour)  # (T, 2)
+    steps = np.linalg.norm(np.diff(c, axis=0), axis=1)  # (T-1,): step i is frame i -> i+1
+    inside = (np.arange(len(steps)) + 1) % segment != 0  # leave out the seams
+    return np.nan_to_num(steps[inside], nan=np.inf)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="phenaki-shapes")
@@ -63,18 +73,23 @@ def main() -> None:
         frames = video.frames
         rights = [judge_video(frames[k * t:(k + 1) * t], p).all_right for k, p in enumerate((first, second))]
         jump = seam_jump(frames, colour, t)
+        inner = inner_jumps(frames, colour, t)
         rows.append({"prompts": [first, second], "segments_right": rights, "seam_jump_px": jump,
-                     "continuous": jump <= limit})
+                     "continuous": jump <= limit, "inner_pairs": len(inner),
+                     "inner_continuous": int((inner <= limit).sum())})
         if i < 4:
             sheets.append(frames[:: max(1, len(frames) // 16)])
     segments = sum(sum(r["segments_right"]) for r in rows)
     both = sum(all(r["segments_right"]) for r in rows)
     continuous = sum(r["continuous"] for r in rows)
     n = len(rows)
+    pairs, inner_ok = sum(r["inner_pairs"] for r in rows), sum(r["inner_continuous"] for r in rows)
     summary = {"model": pipe.name, "stories": n, "segment_frames": t, "seam_limit_px": limit,
                "segments_right": segments / (2 * n), "segments_right_ci95": wilson_interval(segments, 2 * n),
                "stories_both_right": both / n, "continuity": continuous / n,
-               "continuity_ci95": wilson_interval(continuous, n)}
+               "continuity_ci95": wilson_interval(continuous, n),
+               "inner_continuity": inner_ok / pairs, "inner_continuity_ci95": wilson_interval(inner_ok, pairs),
+               "inner_pairs": pairs}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"stories_{pipe.name}"
     stem.with_suffix(".json").write_text(json.dumps({**summary, "rows": rows}, indent=2) + "\n")
@@ -82,7 +97,8 @@ def main() -> None:
 
     contact_sheet(np.concatenate(sheets), columns=len(sheets[0])).save(stem.with_suffix(".png"))
     print(f"{pipe.name}: segments right {summary['segments_right']:.1%} of {2 * n}, both right "
-          f"{summary['stories_both_right']:.1%}, seam continuity (<= {limit:.1f} px) {summary['continuity']:.1%}")
+          f"{summary['stories_both_right']:.1%}, seam continuity (<= {limit:.1f} px) {summary['continuity']:.1%}, "
+          f"continuity of consecutive frames inside the segments {summary['inner_continuity']:.1%} of {pairs}")
     print(f"wrote {stem}.json and .png")
 
 

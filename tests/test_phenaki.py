@@ -235,3 +235,23 @@ def test_unknown_precision_is_a_one_line_error(phenaki):
     with pytest.raises(T2VError, match="precision must be one of auto, float32, bf16, got 'fp8'"):
         PhenakiPipeline(phenaki, precision="fp8")
     assert PhenakiPipeline(phenaki).precision == "float32"  # a pipeline built directly (as `t2v eval` does)
+
+
+def test_stories_benchmark_judges_the_seam_apart_from_the_frames_inside_segments():
+    import importlib.util
+    from pathlib import Path
+
+    from t2v.data.shapes import ShapeObject, Scene, render_scene, speed_px
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stories.py"
+    spec = importlib.util.spec_from_file_location("stories_benchmark", path)
+    stories = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stories)
+    left = render_scene(Scene((ShapeObject("red", "circle", "large", "left", 40.0, 32.0),), num_frames=8))
+    jumped = render_scene(Scene((ShapeObject("red", "circle", "large", "up", 16.0, 40.0),), num_frames=8))
+    frames = np.concatenate([left, jumped])  # (16, 64, 64, 3): the object jumps at frame 8
+    limit = 2 * speed_px(64)
+    assert stories.seam_jump(frames, "red", 8) > limit
+    inner = stories.inner_jumps(frames, "red", 8)
+    assert len(inner) == 14 and (inner <= limit).all()  # the seam pair is not among them
+    assert np.isinf(stories.inner_jumps(np.zeros_like(frames), "red", 8)).all()  # no object: never continuous
