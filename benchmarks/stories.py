@@ -43,18 +43,15 @@ def make_stories(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
     return stories
 
 
-def seam_jump(frames: np.ndarray, colour: str, seam: int) -> float:
-    """Centroid distance in pixels between frames seam - 1 and seam (inf when the object is missing)."""
-    c = colour_centroids(frames[seam - 1:seam + 1], colour)
-    return float("inf") if np.isnan(c).any() else float(np.linalg.norm(c[1] - c[0]))
-
-
-def inner_jumps(frames: np.ndarray, colour: str, segment: int) -> np.ndarray:
-    """Centroid distances between consecutive frames inside each segment of ``segment`` frames (inf when missing)."""
+def centroid_steps(frames: np.ndarray, colour: str) -> np.ndarray:
+    """(T-1,) centroid distances in pixels from each frame to the next (inf where the object is missing)."""
     c = colour_centroids(frames, colour)  # (T, 2)
-    steps = np.linalg.norm(np.diff(c, axis=0), axis=1)  # (T-1,): step i is frame i -> i+1
-    inside = (np.arange(len(steps)) + 1) % segment != 0  # leave out the seams
-    return np.nan_to_num(steps[inside], nan=np.inf)
+    return np.nan_to_num(np.linalg.norm(np.diff(c, axis=0), axis=1), nan=np.inf)
+
+
+def inner_jumps(steps: np.ndarray, segment: int) -> np.ndarray:
+    """The ``centroid_steps`` inside segments of ``segment`` frames: step i (frame i -> i+1) unless i+1 starts one."""
+    return steps[(np.arange(len(steps)) + 1) % segment != 0]
 
 
 def main() -> None:
@@ -72,8 +69,8 @@ def main() -> None:
         video = pipe.story([first, second], seed=i)
         frames = video.frames
         rights = [judge_video(frames[k * t:(k + 1) * t], p).all_right for k, p in enumerate((first, second))]
-        jump = seam_jump(frames, colour, t)
-        inner = inner_jumps(frames, colour, t)
+        steps = centroid_steps(frames, colour)
+        jump, inner = float(steps[t - 1]), inner_jumps(steps, t)
         rows.append({"prompts": [first, second], "segments_right": rights, "seam_jump_px": jump,
                      "continuous": jump <= limit, "inner_pairs": len(inner),
                      "inner_continuous": int((inner <= limit).sum())})

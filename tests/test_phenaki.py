@@ -251,7 +251,8 @@ def test_stories_benchmark_judges_the_seam_apart_from_the_frames_inside_segments
     jumped = render_scene(Scene((ShapeObject("red", "circle", "large", "up", 16.0, 40.0),), num_frames=8))
     frames = np.concatenate([left, jumped])  # (16, 64, 64, 3): the object jumps at frame 8
     limit = 2 * speed_px(64)
-    assert stories.seam_jump(frames, "red", 8) > limit
-    inner = stories.inner_jumps(frames, "red", 8)
+    steps = stories.centroid_steps(frames, "red")
+    assert steps[7] > limit  # frame 7 -> 8, the seam
+    inner = stories.inner_jumps(steps, 8)
     assert len(inner) == 14 and (inner <= limit).all()  # the seam pair is not among them
-    assert np.isinf(stories.inner_jumps(np.zeros_like(frames), "red", 8)).all()  # no object: never continuous
+    assert np.isinf(stories.centroid_steps(np.zeros_like(frames), "red")).all()  # no object: never continuous
