@@ -93,3 +93,15 @@ def test_models_lists_bundled_checkpoints(tmp_path, tiny_videogpt):
     out = subprocess.run([sys.executable, "-m", "t2v.cli", "models"], capture_output=True, text=True, env=env,
                          check=True).stdout
     assert "my-model" in out and "videogpt" in out
+
+
+def test_generate_says_how_it_rewrote_the_prompt(tmp_path, tiny_videogpt):
+    checkpoint = save_model(tmp_path / "named", tiny_videogpt, captions="moving-shapes")
+    result = t2v("generate", "a giant blue sphere shifting right", "--model", checkpoint, "-o", tmp_path / "v.npy")
+    assert result.returncode == 0, result.stderr
+    assert "prompt rewritten into named's caption words: 'a giant blue sphere shifting right' -> 'a " in result.stdout
+    plain = t2v("generate", "a giant blue sphere shifting right", "--model", checkpoint, "-o", tmp_path / "w.npy",
+                "--rewrite", "off")
+    assert plain.returncode == 0 and "rewritten" not in plain.stdout, plain.stderr
+    assert_one_line_error(t2v("generate", "a red circle", "--model", checkpoint, "-o", tmp_path / "x.npy",
+                              "--rewrite", "klingon"), "unknown caption vocabulary")

@@ -146,6 +146,7 @@ def test_sample_grid_and_model_card_are_written(tmp_path, tiny_vqvae_config):
     assert "`t2v train x --config y`" in card and "training wall time" in card and "steps: 2 of 2" in card
     (stage,) = json.loads((model_dir / "training.json").read_text())["stages"]
     assert stage["command"] == "t2v train x --config y" and stage["steps"] == 2 and stage["runs"] == 1
+    assert json.loads((model_dir / "config.json").read_text())["captions"] == "moving-shapes"  # what it rewrites into
 
 
 @pytest.mark.parametrize("native", [True, False])

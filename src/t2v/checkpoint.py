@@ -57,8 +57,9 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def save_model(directory: str | Path, model: nn.Module, *, card: str | None = None, half: bool = False,
-               state_dict: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write ``model`` (its ``family`` and dataclass ``config``) as a checkpoint directory."""
+               state_dict: dict[str, torch.Tensor] | None = None, captions: str | None = None) -> Path:
+    """Write ``model`` (its ``family`` and dataclass ``config``) as a checkpoint directory; ``captions``
+    names the caption vocabulary it was trained on, which pipelines rewrite prompts into."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = state_dict if state_dict is not None else model.state_dict()
@@ -66,6 +67,8 @@ def save_model(directory: str | Path, model: nn.Module, *, card: str | None = No
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     save_tensors(directory / WEIGHTS_FILE, tensors)
     config = {"family": model.family, "format_version": FORMAT_VERSION, "config": to_dict(model.config)}
+    if captions is not None:
+        config["captions"] = captions
     atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
     if card is not None:
         atomic_write(directory / CARD_FILE, lambda tmp: Path(tmp).write_text(card))

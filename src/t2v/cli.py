@@ -28,6 +28,8 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show full traceb
 
 
 DEFAULT_OUTPUT = Path("outputs/video.mp4")
+REWRITE_HELP = ("Rewrite prompts into the words of the model's training captions first: auto (the caption "
+                "vocabulary its checkpoint names), off, or a vocabulary name (moving-shapes).")
 
 
 
@@ -56,6 +58,7 @@ def generate(
     candidates: int = typer.Option(1, "--candidates", help="Draw N videos per prompt and keep the one the "
                                    "video-text matcher (--reranker) finds closest to the prompt."),
     reranker: str = typer.Option("matcher-shapes", "--reranker", help="Bundled matcher name or checkpoint directory."),
+    rewrite: str = typer.Option("auto", "--rewrite", help=REWRITE_HELP),
 ) -> None:
     """Generate a video from a prompt.
 
@@ -85,7 +88,7 @@ def generate(
         items = read_prompts(prompts)
         out_dir.mkdir(parents=True, exist_ok=True)
         check_writable_folder(out_dir)
-        pipe = load_pipeline(model, precision=precision, reranker=reranker)
+        pipe = load_pipeline(model, precision=precision, reranker=reranker, rewrite=rewrite)
         videos = pipe.generate_batch([p for _, p in items], seed=seed, progress=True, **shape, **options)
         for (vid, _), video in zip(items, videos):
             video.save(out_dir / f"{vid}.{fmt}")
@@ -100,7 +103,7 @@ def generate(
     if output == DEFAULT_OUTPUT:
         output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output)
-    pipe = load_pipeline(model, precision=precision, reranker=reranker)
+    pipe = load_pipeline(model, precision=precision, reranker=reranker, rewrite=rewrite)
     if first_frame is not None:
         options["first_frame"] = first_frame
     start = time.perf_counter()
@@ -115,6 +118,8 @@ def generate(
     else:
         video = pipe(prompt[0], seed=seed, **shape, **options)
     seconds = time.perf_counter() - start
+    for done in pipe.last_rewrites:
+        typer.echo(f"prompt rewritten into {pipe.name}'s caption words: {done.prompt!r} -> {done.rewritten!r}")
     best_of = f", best of {candidates}" if candidates > 1 else ""
     typer.echo(f"{pipe.name}: {video.num_frames}x{video.height}x{video.width} in {seconds:.2f} s ({pipe.precision}{best_of})")
     typer.echo(f"wrote {video.save(output)}")
@@ -174,6 +179,7 @@ def evaluate(
     candidates: int = typer.Option(1, "--candidates", help="shapes suite: best of N candidates per prompt, picked "
                                    "by the video-text matcher (stored apart, as shapes_best_of_N)."),
     reranker: str = typer.Option("matcher-shapes", "--reranker", help="Bundled matcher name or checkpoint directory."),
+    rewrite: str = typer.Option("auto", "--rewrite", help=REWRITE_HELP),
     precision: str = typer.Option("float32", "--precision", help="Sampling precision: float32 (what --record "
                                   "stores), bf16, or auto (what t2v generate uses)."),
 ) -> None:
@@ -186,13 +192,15 @@ def evaluate(
     if record and precision != "float32":
         raise T2VError(f"--record stores float32 measurements; drop --record to measure at --precision {precision}")
     results = run_suites(model, suite, n=n, seed=seed, video_dir=out_dir, fvd_weights=fvd_weights,
-                         candidates=candidates, reranker=reranker, precision=precision, log=typer.echo)
+                         candidates=candidates, reranker=reranker, precision=precision, rewrite=rewrite,
+                         log=typer.echo)
     if record:
         from t2v.eval.record import record_scores
         from t2v.pipelines.base import resolve_model
 
         command = f"t2v eval {model} " + " ".join(f"--suite {name}" for name in suite) + f" -n {n} --seed {seed}"
         command += f" --candidates {candidates}" if candidates != 1 else ""
+        command += f" --rewrite {rewrite}" if rewrite != "auto" else ""
         record_scores(resolve_model(model), results, command)
         typer.echo(f"recorded the scores in {resolve_model(model)}")
     if json_out:

@@ -53,6 +53,8 @@ class ShapesStream(IterableDataset):
     exactly what one process reading ``world`` times the batch would see.
     """
 
+    caption_vocabulary = "moving-shapes"  # what models trained on it rewrite prompts into (t2v.text.rewrite)
+
     def __init__(self, config: ShapesDataConfig, start: int = 0, *, rank: int = 0, world: int = 1) -> None:
         self.config, self.start, self.rank, self.world = config, start, rank, world
 

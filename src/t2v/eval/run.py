@@ -215,17 +215,19 @@ def shapes_key(candidates: int) -> str:
 
 def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, video_dir: Path | None = None,
                fvd_videos: int = 512, fvd_weights: str | Path | None = None, candidates: int = 1,
-               reranker: str | Path = "matcher-shapes", precision: str = "float32", log=print) -> dict:
+               reranker: str | Path = "matcher-shapes", precision: str = "float32", rewrite: str | None = "auto",
+               log=print) -> dict:
     """Run the named suites on a bundled model name or checkpoint directory.
 
     ``fvd_videos`` real and generated videos enter FVD; ``fvd_weights`` (a local I3D file) replaces FVD-shapes.
     ``candidates`` N > 1 reranks the shapes suite's videos (best of N by the matcher ``reranker``).
     ``precision`` is the pipeline's sampling precision: float32 (what records hold), bf16 or auto (what
-    ``t2v generate`` uses); the results name the one that ran.
+    ``t2v generate`` uses); the results name the one that ran. ``rewrite`` is the pipeline's prompt
+    rewriting ("auto": into the checkpoint's caption vocabulary, as ``t2v generate`` does; "off").
     """
     from t2v.checkpoint import load_model
     from t2v.pipelines import pipeline_class
-    from t2v.pipelines.base import resolve_model
+    from t2v.pipelines.base import resolve_model, resolve_rewrite
 
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -239,9 +241,10 @@ def run_suites(model: str, suites: list[str], *, n: int = 100, seed: int = 0, vi
         results["recon"] = recon_suite(loaded, seed=seed, log=log)
     if not hasattr(loaded, "generate"):
         return results  # a tokenizer / autoencoder: nothing to generate
+    vocabulary = resolve_rewrite(rewrite, directory)
     pipe = pipeline_class(loaded.family)(loaded, name=directory.name, directory=directory, reranker=reranker,
-                                         precision=precision)
-    results["precision"] = pipe.precision
+                                         precision=precision, rewrite=vocabulary)
+    results["precision"], results["rewrite"] = pipe.precision, vocabulary
     for suite in suites:
         if suite == "shapes":
             results[shapes_key(candidates)] = shapes_suite(pipe, n=n, seed=seed, video_dir=video_dir, log=log,

@@ -23,6 +23,7 @@ MAX_PROMPT_CHARS = 1000
 MAX_CANDIDATES = 16
 CANDIDATE_SEED_STRIDE = 1_000_003  # candidate j of the video drawn with seed s uses seed s + j * stride
 PRECISIONS = ("auto", "float32", "bf16")
+CAPTIONS_KEY = "captions"  # config.json: the caption vocabulary the model was trained on (e.g. "moving-shapes")
 
 
 def bundled_dir() -> Path:
@@ -105,14 +106,41 @@ def resolve_precision(precision: str, model: torch.nn.Module) -> str:
     return "bf16" if getattr(model, "bf16_sampling", False) and bf16_is_fast(device) else "float32"
 
 
+def resolve_rewrite(rewrite: str | None, directory: Path | None) -> str | None:
+    """The caption vocabulary prompts are rewritten into: "auto" is the one the checkpoint's config
+    names (none if it names none), "off" or None is none, any other value names one."""
+    if rewrite == "auto":
+        return read_config(directory).get(CAPTIONS_KEY) if directory is not None else None
+    return None if rewrite in (None, "off") else rewrite
+
+
 class Pipeline:
-    """``pipe(prompt, seed=..., num_frames=..., height=..., width=...) -> Video`` for one loaded model."""
+    """``pipe(prompt, seed=..., num_frames=..., height=..., width=...) -> Video`` for one loaded model.
+
+    With ``rewrite`` (a caption vocabulary, see ``t2v.text.rewrite``) each prompt is first rewritten
+    into the words of the model's training captions; ``pipe.last_rewrites`` says what changed."""
 
     def __init__(self, model: torch.nn.Module, *, name: str = "model", directory: Path | None = None,
-                 precision: str = "float32", reranker: str | os.PathLike = DEFAULT_RERANKER) -> None:
+                 precision: str = "float32", reranker: str | os.PathLike = DEFAULT_RERANKER,
+                 rewrite: str | None = None) -> None:
         self.model, self.name, self.directory = model.eval(), name, directory
         self.precision = resolve_precision(precision, model)
         self.reranker_name, self._reranker = reranker, None
+        self.rewriter = None
+        if rewrite is not None:
+            from t2v.text.rewrite import load_rewriter
+
+            self.rewriter = load_rewriter(rewrite)
+        self.last_rewrites: list = []
+
+    def prepare_prompts(self, prompts: list[str]) -> list[str]:
+        """Checked prompts, rewritten into the training captions' words where the pipeline rewrites."""
+        prompts = [check_prompt(p) for p in prompts]
+        if self.rewriter is None:
+            return prompts
+        rewrites = [self.rewriter.rewrite(p) for p in prompts]
+        self.last_rewrites = [r for r in rewrites if r.replacements]
+        return [r.rewritten for r in rewrites]
 
     @property
     def reranker(self):
@@ -185,7 +213,7 @@ class Pipeline:
 
         ``candidates`` N > 1 draws N videos per prompt and keeps the one the video-text matcher
         (``reranker``) finds closest to the prompt; ``batch_size`` counts videos drawn at once."""
-        prompts = [check_prompt(p) for p in prompts]
+        prompts = self.prepare_prompts(prompts)
         if not prompts:
             raise T2VError("no prompts given")
         self.check_options(options)
@@ -214,13 +242,16 @@ class Pipeline:
 
 
 def load_pipeline(name_or_dir: str | os.PathLike = DEFAULT_MODEL, *, device: str = "cpu",
-                  precision: str = "auto", reranker: str | os.PathLike = DEFAULT_RERANKER) -> Pipeline:
+                  precision: str = "auto", reranker: str | os.PathLike = DEFAULT_RERANKER,
+                  rewrite: str | None = "auto") -> Pipeline:
     """Load a bundled model by name, or a checkpoint directory, as a ready pipeline sampling at
     ``precision``: "float32", "bf16" (autocast) or "auto" (see ``resolve_precision``). ``reranker``
-    names the video-text matcher used when a call asks for several ``candidates``."""
+    names the video-text matcher used when a call asks for several ``candidates``; ``rewrite``
+    the caption vocabulary prompts are rewritten into ("auto": the checkpoint's; "off": none)."""
     directory = resolve_model(name_or_dir)
     family = read_config(directory)["family"]
     from t2v.pipelines import pipeline_class
 
     return pipeline_class(family)(load_model(directory, device=device), name=directory.name, directory=directory,
-                                       precision=precision, reranker=reranker)
+                                  precision=precision, reranker=reranker,
+                                  rewrite=resolve_rewrite(rewrite, directory))

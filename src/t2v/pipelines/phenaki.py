@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from t2v.errors import T2VError
-from t2v.pipelines.base import Pipeline, check_prompt, check_seed
+from t2v.pipelines.base import Pipeline, check_seed
 from t2v.video import Video
 
 
@@ -34,9 +34,9 @@ class PhenakiPipeline(Pipeline):
         The first segment is drawn from its prompt (or continues ``first_frame``); each later one
         is conditioned on the tokens of the last frame so far, so the objects carry on from where they are.
         """
-        prompts = [check_prompt(p) for p in prompts]
         if not prompts:
             raise T2VError("a story needs at least one prompt")
+        prompts = self.prepare_prompts(prompts)
         self.check_shape(num_frames, None, None)
         self.check_options(options)
         num_frames = num_frames or self.video_shape[0]

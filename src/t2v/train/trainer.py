@@ -247,7 +247,7 @@ class Trainer:
         state = self.model.state_dict()
         state |= {k: v for k, v in self.ema.items()}
         directory = save_model(self.out_dir / "model", self.model, state_dict=state, half=self.cfg.half_export,
-                               card=self.model_card())
+                               card=self.model_card(), captions=getattr(self.data, "caption_vocabulary", None))
         stages = [*getattr(self.model, "earlier_stages", []), self.stage_record()]
         (directory / TRAINING_FILE).write_text(json.dumps({"stages": stages}, indent=2) + "\n")
         self.barrier()

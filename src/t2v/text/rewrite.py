@@ -1,0 +1,212 @@
+"""Prompt rewriting: words a model never saw in its training captions, mapped onto the nearest
+phrase it did see, by the similarity of the frozen text encoder (all-MiniLM-L6-v2).
+
+A model trained on a small caption language ("a big red disc moves to the left") conditions on
+the text encoder's token states, and states of words outside that language ("a huge red ball
+sliding towards the left") land where training never put anything. Sora and DALL-E 3 close this
+gap by having a language model rewrite user prompts into the style of the training captions; this
+is the same step with the sentence encoder we already ship instead of a language model:
+
+1. words of the prompt that occur in the caption language are known; the others are unknown;
+2. every span of up to ``max_span`` words holding an unknown word is compared (pooled MiniLM,
+   cosine) with every phrase of the caption language that keeps the span's known content words
+   and adds a word (so "sliding towards the right" may become "moving to the right", never
+   "moving left", and "red ball" never just "red");
+3. the best-scoring span above ``threshold`` is replaced, and so on while unknown words remain.
+
+Prompts made only of known words come back unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from t2v.errors import T2VError
+
+# Words that carry no attribute: a span may hold them without the phrase having to keep them.
+STOPWORDS = frozenset({"a", "an", "the", "to", "towards", "toward", "of", "and", "that", "is", "in", "on", "at",
+                       "its", "it", "with"})
+VOCABULARIES = ("moving-shapes",)
+# Endings that make a known word into an unknown one of the same meaning ("leftwards", "bigger").
+SUFFIXES = ("s", "es", "er", "est", "ward", "wards", "ly")
+WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
+
+
+@dataclass(frozen=True)
+class Replacement:
+    span: str  # the prompt's words that were replaced
+    phrase: str  # the caption-language phrase they became
+    score: float  # cosine similarity of the two (pooled MiniLM)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    prompt: str
+    rewritten: str
+    replacements: tuple[Replacement, ...] = field(default=())
+
+
+def words_of(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+@torch.no_grad()
+def pooled_embeddings(texts: list[str]) -> torch.Tensor:
+    """Unit-norm mean-pooled all-MiniLM-L6-v2 embeddings (len(texts), 384), float32 on the CPU."""
+    from t2v.text.encoders import load_minilm
+
+    tokenizer, model = load_minilm("cpu")
+    tokens = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.autocast("cpu", enabled=False):
+        states = model(**tokens).last_hidden_state  # (N, L, 384)
+    mask = tokens["attention_mask"].unsqueeze(-1).float()
+    return F.normalize((states * mask).sum(1) / mask.sum(1), dim=-1)
+
+
+class PromptRewriter:
+    """``rewriter(prompt) -> prompt`` in a caption language (see the module docstring).
+
+    ``phrases``: the training captions' phrases for each attribute ({"colour": ["red", ...], "motion":
+    ["moves to the left", ...]}); ``known_words``: the other words of the training captions. Each
+    clause of a prompt ("... and ...") gets at most one phrase per attribute, counting the
+    attributes its known words already name."""
+
+    def __init__(self, phrases: dict[str, list[str]], known_words: frozenset[str] = frozenset(), *,
+                 threshold: float = 0.3, max_span: int = 4, separator: str = "and") -> None:
+        table = sorted({(" ".join(words_of(p)), slot) for slot, ps in phrases.items() for p in ps} - {("", s) for s in phrases})
+        if not table:
+            raise T2VError("a prompt rewriter needs at least one caption phrase")
+        self.phrases = [p for p, _ in table]
+        self.slot_names = sorted(phrases)
+        self.slots = torch.tensor([self.slot_names.index(s) for _, s in table])  # (P,)
+        self.phrase_words = [frozenset(p.split()) for p in self.phrases]
+        self.word_slots: dict[str, set[int]] = {}
+        for words, slot in zip(self.phrase_words, self.slots.tolist()):
+            for w in words - STOPWORDS:
+                self.word_slots.setdefault(w, set()).add(slot)
+        self.known = frozenset(known_words) | frozenset(w for p in self.phrases for w in p.split()) | {separator}
+        self.threshold, self.max_span, self.separator = threshold, max_span, separator
+        self.phrase_vectors = pooled_embeddings(self.phrases)  # (P, 384)
+
+    def __call__(self, prompt: str) -> str:
+        return self.rewrite(prompt).rewritten
+
+    def stem(self, word: str) -> str:
+        """A known content word that ``word`` is an inflection of ("leftwards" -> "left", "bigger" ->
+        "big"), else ``word`` itself."""
+        if word in self.known:
+            return word
+        for suffix in SUFFIXES:
+            base = word[:-len(suffix)] if word.endswith(suffix) else ""
+            for candidate in (base, base[:-1] if len(base) > 2 and base[-1] == base[-2] else ""):
+                if len(candidate) > 1 and candidate in self.word_slots:
+                    return candidate
+        return word
+
+    def rewrite(self, prompt: str) -> Rewrite:
+        words = words_of(prompt)
+        if all(w in self.known for w in words):
+            return Rewrite(prompt, prompt)
+        words = [self.stem(w) for w in words]
+        clauses, current = [], []
+        for w in words + [self.separator]:
+            if w == self.separator:
+                clauses.append(current)
+                current = []
+            else:
+                current.append(w)
+        out, replacements = [], []
+        for clause in clauses:
+            text, done = self.rewrite_clause(clause)
+            out.append(text)
+            replacements += done
+        return Rewrite(prompt, f" {self.separator} ".join(t for t in out if t), tuple(replacements))
+
+    def rewrite_clause(self, words: list[str]) -> tuple[str, list[Replacement]]:
+        unknown = [w not in self.known for w in words]
+        spans = self.candidate_spans(words, unknown) if any(unknown) else []
+        if not spans:
+            return " ".join(words), []
+        scores = pooled_embeddings([" ".join(words[i:j]) for i, j, _ in spans]) @ self.phrase_vectors.T  # (S, P)
+        scores = scores.masked_fill(~torch.stack([allowed for _, _, allowed in spans]), -2.0)
+        named = self.named_slots(words, unknown)
+        candidates = []  # (start, end, slot, phrase, score): the best phrase of each attribute for each span
+        for s, (i, j, _) in enumerate(spans):
+            elsewhere = set().union(*(named[k] for k in range(len(words)) if not i <= k < j))
+            for slot in range(len(self.slot_names)):
+                if slot in elsewhere:
+                    continue
+                in_slot = scores[s].masked_fill(self.slots != slot, -2.0)
+                score, phrase = in_slot.max(dim=0)
+                if score.item() >= self.threshold:
+                    candidates.append((i, j, slot, phrase.item(), score.item()))
+        out, replacements, at = [], [], 0
+        for i, j, _, p, score in self.best_cover(len(words), unknown, candidates):
+            out += words[at:i] + [self.phrases[p]]
+            replacements.append(Replacement(" ".join(words[i:j]), self.phrases[p], round(score, 4)))
+            at = j
+        return " ".join(out + words[at:]), replacements
+
+    def named_slots(self, words: list[str], unknown: list[bool]) -> list[set[int]]:
+        """The attribute each known word names (when its phrases all have one), per word."""
+        return [set() if u else s if len(s := self.word_slots.get(w, set())) == 1 else set()
+                for w, u in zip(words, unknown)]
+
+    def candidate_spans(self, words: list[str], unknown: list[bool]) -> list[tuple[int, int, torch.Tensor]]:
+        """(start, end, phrases allowed (P,) bool) for each span of up to ``max_span`` words holding an
+        unknown word: a phrase is allowed when it holds the span's known content words and adds one."""
+        spans = []
+        for i in range(len(words)):
+            for j in range(i + 1, min(len(words), i + self.max_span) + 1):
+                if not any(unknown[i:j]):
+                    continue
+                kept = {w for w, u in zip(words[i:j], unknown[i:j]) if not u and w not in STOPWORDS}
+                allowed = torch.tensor([kept <= pw and bool(pw - kept - STOPWORDS) for pw in self.phrase_words])
+                if allowed.any():
+                    spans.append((i, j, allowed))
+        return spans
+
+    @staticmethod
+    def best_cover(n: int, unknown: list[bool], candidates: list[tuple[int, int, int, int, float]]) -> list[tuple]:
+        """Non-overlapping candidates (start, end, slot, phrase, score), at most one per attribute,
+        maximising the sum of score x unknown words covered: each unknown word goes to the best
+        phrase of a span it can share ("floating upward" is one motion, not two), and a word no
+        phrase fits stays as it is. Ties go to the cover with more words in spans."""
+        best = {(0, 0): ((0.0, 0), ())}  # (words read, attributes used as a bit mask) -> (value, spans)
+        for i in range(n):
+            for (at, used), (value, chosen) in [kv for kv in best.items() if kv[0][0] == i]:
+                moves = [((i + 1, used), (value, chosen))]  # word i kept as it is
+                for c in candidates:
+                    start, end, slot, _, score = c
+                    if start == i and not used >> slot & 1:
+                        gain = (value[0] + score * sum(unknown[start:end]), value[1] + end - start)
+                        moves.append(((end, used | 1 << slot), (gain, chosen + (c,))))
+                for key, item in moves:
+                    if key not in best or item[0] > best[key][0]:
+                        best[key] = item
+        return list(max((item for (at, _), item in best.items() if at == n), key=lambda item: item[0])[1])
+
+
+def moving_shapes_rewriter(**options) -> PromptRewriter:
+    """A rewriter into the caption language of the Moving Shapes training split (``t2v.data.vocab``)."""
+    from t2v.data.vocab import COLOURS, MOTIONS, SHAPES, SIZES, TRAIN_MOTION_PHRASES, TRAIN_SYNONYMS
+
+    phrases = {"colour": list(COLOURS),
+               "size": [w for size in SIZES for w in TRAIN_SYNONYMS[size]],
+               "shape": [w for shape in SHAPES for w in TRAIN_SYNONYMS[shape]],
+               "motion": [*(p for ps in TRAIN_MOTION_PHRASES.values() for p in ps), "staying still",
+                          *(f"moving {m}" for m in MOTIONS if m != "still")]}  # with the canonical template's
+    return PromptRewriter(phrases, frozenset({"a", "the"}), **options)
+
+
+@lru_cache(maxsize=None)
+def load_rewriter(vocabulary: str) -> PromptRewriter:
+    """The rewriter of a named caption vocabulary (one per process)."""
+    if vocabulary == "moving-shapes":
+        return moving_shapes_rewriter()
+    raise T2VError(f"unknown caption vocabulary {vocabulary!r}; known: {', '.join(VOCABULARIES)}")
