@@ -41,8 +41,9 @@ def draw_and_judge(pipe, items: list[tuple[str, str]], *, candidates: int, seed:
     for start in range(0, len(items), batch_size):
         prompts = [p for _, p in items[start:start + batch_size]]
         t0 = time.perf_counter()
-        frames = pipe.generate_candidates(prompts, seed + start, candidates)  # (B, N, T, H, W, 3)
-        flat, flat_prompts = frames.flatten(0, 1), [p for p in prompts for _ in range(candidates)]  # (B N, ...)
+        given = pipe.prepare_prompts(prompts)  # rewritten into the model's caption words, as generate_batch does
+        frames = pipe.generate_candidates(given, seed + start, candidates)  # (B, N, T, H, W, 3)
+        flat, flat_prompts = frames.flatten(0, 1), [p for p in given for _ in range(candidates)]  # (B N, ...)
         t1 = time.perf_counter()
         s = pipe.reranker.score(flat, flat_prompts)
         rerank_s += time.perf_counter() - t1
@@ -88,7 +89,9 @@ def rates_table(sets: dict) -> list[str]:
 
 def markdown(result: dict) -> str:
     lines = [f"Best of N for `{result['model']}` (n={result['n']} prompts per set, seed {result['seed']}; the matcher "
-             f"`{result['reranker']}` keeps one candidate; the oracle keeps a right one whenever one of the N is).", "",
+             f"`{result['reranker']}` keeps one candidate; the oracle keeps a right one whenever one of the N is"
+             + (f"; prompts rewritten into the {result['rewrite']} caption words first" if result.get("rewrite") else "")
+             + ").", "",
              *rates_table(result["sets"])]
     for other, sets in result.get("other_rerankers", {}).items():
         lines += ["", f"The same draws reranked by `{other}`:", "", *rates_table(sets)]
@@ -138,6 +141,7 @@ def main() -> None:
     others = [load_reranker(name) for name in args.reranker[1:]]
     ns, most = sorted(args.candidates), max(args.candidates)
     result = {"model": pipe.name, "reranker": args.reranker[0], "n": args.n, "seed": args.seed, "threads": args.threads,
+              "rewrite": getattr(pipe.rewriter, "vocabulary", None),
               "cpu": cpu_name(), "precision": pipe.precision, "sets": {}, "per_set": {},
               "other_rerankers": {name: {} for name in args.reranker[1:]},
               "command": "python benchmarks/rerank.py " + shlex.join(sys.argv[1:])}

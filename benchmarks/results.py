@@ -267,10 +267,13 @@ def main() -> None:
              "could get from those draws.", "",
              file_sections(args.results, "rerank_*.md", "python benchmarks/rerank.py --model MODEL"), "",
              "## Where the models fail", "", failures_section(args.results), "",
-             "## Paraphrases: what the frozen text encoder grounds", "",
+             "## Paraphrases: what the frozen text encoder grounds, and the prompt rewriter", "",
              "Every generator reads prompts through frozen all-MiniLM-L6-v2 and never sees a paraphrase word in "
              "training; what it can make of one is what the encoder's space says of it. This measures that space "
-             "alone: the nearest training caption to each prompt.", "",
+             "alone: the nearest training caption to each prompt, and the rewrite into the training captions' "
+             "words that pipelines make by default for models trained on Moving Shapes (`t2v.text.rewrite`; "
+             "`--rewrite off` turns it off). The paraphrase rates of the bundled models above are measured with "
+             "it; rerank tables without `_rewritten` in their name were measured before it existed.", "",
              file_sections(args.results, "text_grounding.md", "python benchmarks/text_grounding.py -n 100"), "",
              "## Guidance, temperature and top-k (tuning prompts)", "",
              "Each sweep ran on the weights bundled at the time: `videogpt-shapes` and `phenaki-shapes` before "

@@ -57,7 +57,8 @@ def test_each_clause_gets_at_most_one_phrase_per_attribute(shapes_rewriter):
 
 
 def test_a_span_keeps_the_known_words_it_covers():
-    rewriter = PromptRewriter({"motion": ["moving left", "moving right"], "colour": ["red"]}, threshold=-1.0)
+    rewriter = PromptRewriter({"motion": ["moving left", "moving right"], "colour": ["red"]}, threshold=-1.0,
+                              templates={"motion": "an object {}"})
     done = rewriter.rewrite("red thing sliding towards the right")
     assert "moving right" in done.rewritten and "left" not in done.rewritten  # "right" must survive the rewrite
     assert done.rewritten.startswith("red")  # never "red ..." -> a phrase that only repeats "red"
@@ -68,6 +69,8 @@ def test_no_phrases_or_an_unknown_vocabulary_is_a_one_line_error():
         PromptRewriter({"colour": []})
     with pytest.raises(T2VError, match="unknown caption vocabulary 'klingon'"):
         load_rewriter("klingon")
+    with pytest.raises(T2VError, match="carrier sentence holds"):
+        PromptRewriter({"colour": ["red"]}, templates={"colour": "the colour"})
 
 
 def test_pipelines_rewrite_into_the_vocabulary_their_checkpoint_names(tmp_path, tiny_videogpt):
@@ -79,10 +82,10 @@ def test_pipelines_rewrite_into_the_vocabulary_their_checkpoint_names(tmp_path, 
     assert pipe.rewriter is load_rewriter("moving-shapes")
     assert load_pipeline(named, rewrite="off").rewriter is None
     assert load_pipeline(plain, rewrite="moving-shapes").rewriter is not None
-    assert pipe.prepare_prompts(["a giant blue sphere shifting right", "a red circle moving left"]) == \
-        [shapes_rewriter_text := load_rewriter("moving-shapes")("a giant blue sphere shifting right"),
-         "a red circle moving left"]
-    assert [r.rewritten for r in pipe.last_rewrites] == [shapes_rewriter_text]
+    unseen, seen = "a giant blue sphere shifting right", "a red circle moving left"
+    expected = load_rewriter("moving-shapes")(unseen)
+    assert pipe.prepare_prompts([unseen, seen]) == [expected, seen]
+    assert pipe.last_rewrites == [(unseen, expected)]
     with pytest.raises(T2VError, match="the prompt is empty"):
         pipe.prepare_prompts(["  "])
 

@@ -67,6 +67,21 @@ def test_generate_returns_urls_of_the_mp4_and_contact_sheet(client):
     assert checker_verdict(frames, "a dog running in the park") is None  # outside the vocabulary: not judged
 
 
+def test_answers_say_what_the_model_was_given(client):
+    plain = client.post("/generate", json={"prompt": PROMPT, "seed": 1}).json()
+    assert plain["model_prompts"] == [PROMPT]  # caption words: not rewritten
+    answer = client.post("/generate", json={"prompt": "a huge red ball drifting leftwards", "seed": 1}).json()
+    assert answer["prompts"] == ["a huge red ball drifting leftwards"]
+    assert answer["model_prompts"] == ["a big red circle moving left"]
+    assert answer["verdicts"][0]["objects"][0]["asked"]["shape"] == "circle"  # judged against what the user asked
+    from t2v.serve.service import Result
+    from t2v.serve.ui import describe
+
+    shown = describe(Result("x", answer["model"], answer["prompts"], 1, 16, 64, 64, 8.0, 0.1, answer["verdicts"],
+                            None, None, model_prompts=answer["model_prompts"]))  # the page's text
+    assert "Given to the model as *“a big red circle moving left”*" in shown
+
+
 def test_best_of_n_is_a_video_of_the_prompt(client):
     answer = client.post("/generate", json={"prompt": PROMPT, "seed": 1, "candidates": 2}).json()
     assert answer["num_frames"] == 16 and "verdicts" in answer

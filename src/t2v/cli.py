@@ -118,8 +118,8 @@ def generate(
     else:
         video = pipe(prompt[0], seed=seed, **shape, **options)
     seconds = time.perf_counter() - start
-    for done in pipe.last_rewrites:
-        typer.echo(f"prompt rewritten into {pipe.name}'s caption words: {done.prompt!r} -> {done.rewritten!r}")
+    for asked, given in pipe.last_rewrites:
+        typer.echo(f"prompt rewritten into {pipe.name}'s caption words: {asked!r} -> {given!r}")
     best_of = f", best of {candidates}" if candidates > 1 else ""
     typer.echo(f"{pipe.name}: {video.num_frames}x{video.height}x{video.width} in {seconds:.2f} s ({pipe.precision}{best_of})")
     typer.echo(f"wrote {video.save(output)}")

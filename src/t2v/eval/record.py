@@ -11,7 +11,7 @@ from t2v.checkpoint import atomic_write
 SCORES_FILE = "scores.json"
 CARD_FILE = "README.md"
 SECTION = "## Measured scores"
-RUN_FIELDS = ("model", "family", "precision")  # what a run_suites result says of the run, not a suite
+RUN_FIELDS = ("model", "family", "precision", "rewrite")  # what a run_suites result says of the run, not a suite
 
 
 def summarize(results: dict) -> dict:
@@ -45,6 +45,10 @@ def scores_markdown(results: dict, commands: list[str]) -> str:
         if key != "shapes":
             lines += [f"Best of {key.rsplit('_', 1)[1]}: each video is the one of N candidates the video-text matcher "
                       "ranks first (`--candidates N`):", ""]
+        vocabulary = next(iter(results[key].values())).get("rewrite")
+        if vocabulary:
+            lines += [f"Prompts rewritten into the {vocabulary} caption words first (`t2v.text.rewrite`; it changes "
+                      "only prompts with words the training captions lack: the paraphrases):", ""]
         lines += ["| prompt set | colour | shape | size | motion | all right (95% CI) |", "| --- | --- | --- | --- | --- | --- |"]
         for name, r in results[key].items():
             low, high = r["ci95"]["all_right"]

@@ -36,7 +36,8 @@ def shapes_suite(pipe, *, n: int, seed: int, video_dir: Path | None, log, candid
             for (vid, _), video in zip(items, videos):
                 video.save(video_dir / name / f"{vid}.npy")
         report = score((v.frames, p) for v, (_, p) in zip(videos, items))
-        results[name] = {**report.to_dict(), "seconds_per_video": seconds / len(items), "candidates": candidates}
+        results[name] = {**report.to_dict(), "seconds_per_video": seconds / len(items), "candidates": candidates,
+                         "rewrite": getattr(pipe.rewriter, "vocabulary", None)}
         log(f"[{name}] {report.format()}")
     return results
 

@@ -131,16 +131,19 @@ class Pipeline:
             from t2v.text.rewrite import load_rewriter
 
             self.rewriter = load_rewriter(rewrite)
-        self.last_rewrites: list = []
+        self.last_rewrites: list[tuple[str, str]] = []
+
+    def rewritten(self, prompts: list[str]) -> list[str]:
+        """What the model is given for each (checked) prompt: its rewrite where the pipeline rewrites."""
+        return prompts if self.rewriter is None else [self.rewriter(p) for p in prompts]
 
     def prepare_prompts(self, prompts: list[str]) -> list[str]:
-        """Checked prompts, rewritten into the training captions' words where the pipeline rewrites."""
+        """Checked prompts, rewritten into the training captions' words where the pipeline rewrites;
+        ``last_rewrites`` keeps the (prompt, rewrite) pairs that changed."""
         prompts = [check_prompt(p) for p in prompts]
-        if self.rewriter is None:
-            return prompts
-        rewrites = [self.rewriter.rewrite(p) for p in prompts]
-        self.last_rewrites = [r for r in rewrites if r.replacements]
-        return [r.rewritten for r in rewrites]
+        given = self.rewritten(prompts)
+        self.last_rewrites = [(p, g) for p, g in zip(prompts, given) if g != p]
+        return given
 
     @property
     def reranker(self):

@@ -92,6 +92,8 @@ class Result:
     verdicts: list[dict | None]  # the checker's, per prompt; None outside the Moving Shapes vocabulary
     video_path: Path
     sheet_path: Path
+    model_prompts: list[str] = field(default_factory=list)  # what the model was given: prompts rewritten into
+    # its training captions' words (t2v.text.rewrite), or the prompts themselves
 
     def to_json(self) -> dict:
         data = {k: v for k, v in asdict(self).items() if not k.endswith("_path")}
@@ -218,7 +220,7 @@ class Service:
         else:
             def draw() -> Video:
                 return pipe(prompts[0], seed=seed, **shape, **options)
-        return lambda: self._run(pipe.name, prompts, seed, draw)
+        return lambda: self._run(pipe.name, prompts, pipe.rewritten(prompts), seed, draw)
 
     def _check_prompts(self, info: ModelInfo, request: GenerateRequest) -> list[str]:
         if (request.prompt is None) == (request.story is None):
@@ -252,7 +254,8 @@ class Service:
             raise T2VError(f"candidates must be 1..{c.max_candidates} on this server, got {options['candidates']}")
         return options
 
-    def _run(self, model: str, prompts: list[str], seed: int, draw: Callable[[], Video]) -> Result:
+    def _run(self, model: str, prompts: list[str], model_prompts: list[str], seed: int,
+             draw: Callable[[], Video]) -> Result:
         """Generate, write the mp4 and contact sheet (each atomically), then judge (in the worker thread)."""
         start = time.perf_counter()
         video = draw()
@@ -263,7 +266,7 @@ class Service:
         segments = np.array_split(video.frames, len(prompts))  # a story: one segment per prompt
         verdicts = [checker_verdict(frames, prompt) for frames, prompt in zip(segments, prompts)]
         return Result(result_id, model, prompts, seed, video.num_frames, video.height, video.width, video.fps,
-                      round(seconds, 3), verdicts, *paths)
+                      round(seconds, 3), verdicts, *paths, model_prompts=model_prompts)
 
     def generate(self, request: GenerateRequest) -> Result:
         """Check, queue and wait: Busy when the queue is full, TimedOut past ``timeout_s``."""

@@ -50,10 +50,17 @@ def _cell(found: dict, attribute: str) -> str:
     return f"✓ {seen}" if found["right"][attribute] else f"✗ {seen} (asked {found['asked'][attribute]})"
 
 
+def rewrite_note(result: Result) -> list[str]:
+    """A line per prompt the model was given rewritten into its training captions' words."""
+    return [f"Given to the model as *“{given}”* (rewritten into its training captions' words)."
+            for prompt, given in zip(result.prompts, result.model_prompts) if given != prompt]
+
+
 def describe(result: Result) -> str:
     head = (f"**{result.model}**: {result.num_frames} frames of {result.height}×{result.width} at {result.fps:g} fps, "
             f"seed {result.seed}, {result.seconds:.2f} s")
-    return "\n\n".join([head, *(verdict_markdown(p, v) for p, v in zip(result.prompts, result.verdicts))])
+    return "\n\n".join([head, *rewrite_note(result),
+                         *(verdict_markdown(p, v) for p, v in zip(result.prompts, result.verdicts))])
 
 
 def size_updates(info: ModelInfo) -> list:
@@ -135,8 +142,8 @@ def compare_tab(service: Service, names: list[str]) -> None:
         for name in [n for n in names if n in chosen]:
             try:
                 result = service.generate(GenerateRequest(model=name, prompt=prompt, seed=_number(seed)))
-                shown[name] = (str(result.video_path), f"**{result.seconds:.2f} s per video**\n\n" +
-                               verdict_markdown(result.prompts[0], result.verdicts[0]))
+                shown[name] = (str(result.video_path), "\n\n".join([f"**{result.seconds:.2f} s per video**",
+                               *rewrite_note(result), verdict_markdown(result.prompts[0], result.verdicts[0])]))
             except T2VError as e:
                 shown[name] = (None, f"error: {e}")
             yield [part for video_and_text in shown.values() for part in video_and_text]

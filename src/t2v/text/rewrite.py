@@ -7,12 +7,16 @@ sliding towards the left") land where training never put anything. Sora and DALL
 gap by having a language model rewrite user prompts into the style of the training captions; this
 is the same step with the sentence encoder we already ship instead of a language model:
 
-1. words of the prompt that occur in the caption language are known; the others are unknown;
-2. every span of up to ``max_span`` words holding an unknown word is compared (pooled MiniLM,
-   cosine) with every phrase of the caption language that keeps the span's known content words
-   and adds a word (so "sliding towards the right" may become "moving to the right", never
-   "moving left", and "red ball" never just "red");
-3. the best-scoring span above ``threshold`` is replaced, and so on while unknown words remain.
+1. words of the prompt that occur in the caption language are known; the others are unknown,
+   except inflections of known words ("leftwards" is "left", "bigger" is "big");
+2. every span of up to ``max_span`` words holding an unknown word is compared with every phrase
+   of the caption language that keeps the span's known content words and adds a word (so
+   "sliding towards the right" may become "moving to the right", never "moving left", and "red
+   ball" never just "red"): the cosine of their pooled MiniLM embeddings, both set in a carrier
+   sentence of the phrase's attribute ("the shape of a ball" against "the shape of a circle"),
+   which tells the encoder what sense of the words is asked about;
+3. the spans replaced are the non-overlapping ones, scoring at least ``threshold``, at most one
+   per attribute and object, that maximise the summed score of the unknown words they cover.
 
 Prompts made only of known words come back unchanged.
 """
@@ -32,6 +36,8 @@ from t2v.errors import T2VError
 STOPWORDS = frozenset({"a", "an", "the", "to", "towards", "toward", "of", "and", "that", "is", "in", "on", "at",
                        "its", "it", "with"})
 VOCABULARIES = ("moving-shapes",)
+MOVING_SHAPES_TEMPLATES = {"colour": "the colour {}", "size": "a {} object", "shape": "the shape of a {}",
+                           "motion": "an object {}"}  # carrier sentences, one per attribute
 # Endings that make a known word into an unknown one of the same meaning ("leftwards", "bigger").
 SUFFIXES = ("s", "es", "er", "est", "ward", "wards", "ly")
 WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
@@ -41,7 +47,7 @@ WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
 class Replacement:
     span: str  # the prompt's words that were replaced
     phrase: str  # the caption-language phrase they became
-    score: float  # cosine similarity of the two (pooled MiniLM)
+    score: float  # cosine similarity of the two (pooled MiniLM, each in the attribute's carrier sentence)
 
 
 @dataclass(frozen=True)
@@ -72,13 +78,15 @@ class PromptRewriter:
     """``rewriter(prompt) -> prompt`` in a caption language (see the module docstring).
 
     ``phrases``: the training captions' phrases for each attribute ({"colour": ["red", ...], "motion":
-    ["moves to the left", ...]}); ``known_words``: the other words of the training captions. Each
-    clause of a prompt ("... and ...") gets at most one phrase per attribute, counting the
+    ["moves to the left", ...]}); ``known_words``: the other words of the training captions;
+    ``templates``: a carrier sentence per attribute ("the shape of a {}"; "{}" where none is given).
+    Each clause of a prompt ("... and ...") gets at most one phrase per attribute, counting the
     attributes its known words already name."""
 
     def __init__(self, phrases: dict[str, list[str]], known_words: frozenset[str] = frozenset(), *,
-                 threshold: float = 0.3, max_span: int = 4, separator: str = "and") -> None:
-        table = sorted({(" ".join(words_of(p)), slot) for slot, ps in phrases.items() for p in ps} - {("", s) for s in phrases})
+                 templates: dict[str, str] | None = None, threshold: float = 0.4, max_span: int = 4,
+                 separator: str = "and", vocabulary: str | None = None) -> None:
+        table = sorted({(" ".join(words_of(p)), slot) for slot, ps in phrases.items() for p in ps if words_of(p)})
         if not table:
             raise T2VError("a prompt rewriter needs at least one caption phrase")
         self.phrases = [p for p, _ in table]
@@ -91,7 +99,14 @@ class PromptRewriter:
                 self.word_slots.setdefault(w, set()).add(slot)
         self.known = frozenset(known_words) | frozenset(w for p in self.phrases for w in p.split()) | {separator}
         self.threshold, self.max_span, self.separator = threshold, max_span, separator
-        self.phrase_vectors = pooled_embeddings(self.phrases)  # (P, 384)
+        self.vocabulary = vocabulary  # the name it is loaded by (load_rewriter), if any
+        templates = templates or {}
+        self.templates = [templates.get(name, "{}") for name in self.slot_names]
+        for template in self.templates:
+            if template.count("{}") != 1:
+                raise T2VError(f"a carrier sentence holds '{{}}' once, where the phrase goes; got {template!r}")
+        # phrase p set in the carrier sentence of its own attribute: (P, 384)
+        self.phrase_vectors = pooled_embeddings([self.templates[s].format(p) for p, s in zip(self.phrases, self.slots)])
 
     def __call__(self, prompt: str) -> str:
         return self.rewrite(prompt).rewritten
@@ -132,19 +147,17 @@ class PromptRewriter:
         spans = self.candidate_spans(words, unknown) if any(unknown) else []
         if not spans:
             return " ".join(words), []
-        scores = pooled_embeddings([" ".join(words[i:j]) for i, j, _ in spans]) @ self.phrase_vectors.T  # (S, P)
-        scores = scores.masked_fill(~torch.stack([allowed for _, _, allowed in spans]), -2.0)
+        texts = [" ".join(words[i:j]) for i, j, _ in spans]
+        allowed = torch.stack([a for _, _, a in spans])  # (S, P)
         named = self.named_slots(words, unknown)
         candidates = []  # (start, end, slot, phrase, score): the best phrase of each attribute for each span
-        for s, (i, j, _) in enumerate(spans):
-            elsewhere = set().union(*(named[k] for k in range(len(words)) if not i <= k < j))
-            for slot in range(len(self.slot_names)):
-                if slot in elsewhere:
-                    continue
-                in_slot = scores[s].masked_fill(self.slots != slot, -2.0)
-                score, phrase = in_slot.max(dim=0)
-                if score.item() >= self.threshold:
-                    candidates.append((i, j, slot, phrase.item(), score.item()))
+        for slot, template in enumerate(self.templates):
+            scores = pooled_embeddings([template.format(t) for t in texts]) @ self.phrase_vectors.T  # (S, P)
+            best, phrase = scores.masked_fill(~allowed | (self.slots != slot), -2.0).max(dim=1)  # (S,)
+            for s, (i, j, _) in enumerate(spans):
+                elsewhere = set().union(*(named[k] for k in range(len(words)) if not i <= k < j))
+                if slot not in elsewhere and best[s].item() >= self.threshold:
+                    candidates.append((i, j, slot, phrase[s].item(), best[s].item()))
         out, replacements, at = [], [], 0
         for i, j, _, p, score in self.best_cover(len(words), unknown, candidates):
             out += words[at:i] + [self.phrases[p]]
@@ -179,7 +192,7 @@ class PromptRewriter:
         phrase fits stays as it is. Ties go to the cover with more words in spans."""
         best = {(0, 0): ((0.0, 0), ())}  # (words read, attributes used as a bit mask) -> (value, spans)
         for i in range(n):
-            for (at, used), (value, chosen) in [kv for kv in best.items() if kv[0][0] == i]:
+            for (_, used), (value, chosen) in [kv for kv in best.items() if kv[0][0] == i]:
                 moves = [((i + 1, used), (value, chosen))]  # word i kept as it is
                 for c in candidates:
                     start, end, slot, _, score = c
@@ -189,7 +202,7 @@ class PromptRewriter:
                 for key, item in moves:
                     if key not in best or item[0] > best[key][0]:
                         best[key] = item
-        return list(max((item for (at, _), item in best.items() if at == n), key=lambda item: item[0])[1])
+        return list(max((item for (read, _), item in best.items() if read == n), key=lambda item: item[0])[1])
 
 
 def moving_shapes_rewriter(**options) -> PromptRewriter:
@@ -201,7 +214,8 @@ def moving_shapes_rewriter(**options) -> PromptRewriter:
                "shape": [w for shape in SHAPES for w in TRAIN_SYNONYMS[shape]],
                "motion": [*(p for ps in TRAIN_MOTION_PHRASES.values() for p in ps), "staying still",
                           *(f"moving {m}" for m in MOTIONS if m != "still")]}  # with the canonical template's
-    return PromptRewriter(phrases, frozenset({"a", "the"}), **options)
+    options = {"templates": MOVING_SHAPES_TEMPLATES, **options}
+    return PromptRewriter(phrases, frozenset({"a", "the"}), vocabulary="moving-shapes", **options)
 
 
 @lru_cache(maxsize=None)
