@@ -276,8 +276,10 @@ def main() -> None:
              "it; rerank tables without `_rewritten` in their name were measured before it existed.", "",
              file_sections(args.results, "text_grounding.md", "python benchmarks/text_grounding.py -n 100"), "",
              "## Guidance, temperature and top-k (tuning prompts)", "",
-             "Each sweep ran on the weights bundled at the time: `videogpt-shapes` and `phenaki-shapes` before "
-             "their stage 2b (see their model cards), so their sampling defaults were tuned on those.", "",
+             "Each sweep ran on the weights bundled at the time. The guidance sweeps of the three models (with "
+             "temperature for `videogpt-shapes`, choice temperature for `phenaki-shapes`) were re-run on the bundles "
+             "shipped now and confirm their defaults (guidance 4, 3 and 3) within the intervals; the low-temperature "
+             "and top-k sweeps of `videogpt-shapes` ran before its stage 2b (see its model card).", "",
              file_sections(args.results, "sweep_*.md", "python benchmarks/sweep.py --model MODEL --guidance 1.5 3 5 8"), "",
              "## DiT conditioning (adaLN-Zero, in-context, cross-attention)", "",
              file_sections(args.results, "conditioning.md", "python benchmarks/conditioning.py --steps 600"), "",
