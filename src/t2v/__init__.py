@@ -4,8 +4,8 @@ from t2v.errors import T2VError
 
 __all__ = ["load_pipeline", "Video", "read_video", "T2VError"]
 __version__ = "0.1.0"
-# the model of `t2v generate`, `load_pipeline()` and `t2v serve` when none is named: the highest all-right
-# rates measured (docs/results.md), and the fastest
+# the model of `t2v generate`, `load_pipeline()` and `t2v serve` when none is named: the best held-out
+# (compositional) rate measured (docs/results.md), and the fastest
 DEFAULT_MODEL = "dit-shapes"
 
 
