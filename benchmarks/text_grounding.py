@@ -157,7 +157,7 @@ def main() -> None:
               "rewrite the checker's parser reads with the prompt's value. Its carrier sentences and threshold "
               f"({REWRITE_THRESHOLD}, inside the plateau of the sweep) were chosen on the {len(development)} "
               "development prompts (words in neither the training captions nor the paraphrase set: `DEV_SYNONYMS` "
-              f"in this file) before the paraphrase set was rewritten with them; the fresh draw of {len(fresh)} "
+              f"in `benchmarks/text_grounding.py`) before the paraphrase set was rewritten with them; the fresh draw of {len(fresh)} "
               "development prompts was not looked at while choosing.", "",
               *table(rewritten, "prompts")]
     (RESULTS / "text_grounding.md").write_text("\n".join(lines) + "\n")
