@@ -105,3 +105,7 @@ def test_generate_says_how_it_rewrote_the_prompt(tmp_path, tiny_videogpt):
     assert plain.returncode == 0 and "rewritten" not in plain.stdout, plain.stderr
     assert_one_line_error(t2v("generate", "a red circle", "--model", checkpoint, "-o", tmp_path / "x.npy",
                               "--rewrite", "klingon"), "unknown caption vocabulary")
+    (tmp_path / "p.tsv").write_text("a\ta giant blue sphere shifting right\nb\ta red circle moving left\n")
+    batch = t2v("generate", "--prompts", tmp_path / "p.tsv", "--out", tmp_path / "batch", "--format", "npy",
+                "--model", checkpoint)
+    assert batch.returncode == 0 and "1 of 2 prompts rewritten into named's caption words" in batch.stdout, batch.stderr

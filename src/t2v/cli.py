@@ -92,6 +92,9 @@ def generate(
         videos = pipe.generate_batch([p for _, p in items], seed=seed, progress=True, **shape, **options)
         for (vid, _), video in zip(items, videos):
             video.save(out_dir / f"{vid}.{fmt}")
+        if pipe.last_rewrites:
+            typer.echo(f"{len(pipe.last_rewrites)} of {len(items)} prompts rewritten into {pipe.name}'s caption words "
+                       "(--rewrite off to give them as written)")
         typer.echo(f"wrote {len(videos)} videos to {out_dir}")
         return
     if not prompt:
