@@ -7,7 +7,9 @@ suite on held-out-pair videos: PSNR, SSIM, codebook usage, and the checker on th
         --variant mse: --variant l1:l1_weight=1 --variant l1-k1024:l1_weight=1,codebook_size=1024
     # -> benchmarks/results/tokenizer_ablation.{json,md,png}
 
-A variant is NAME:FIELD=VALUE,... over the config's ``model`` section (values parsed as YAML).
+A variant is NAME:FIELD=VALUE,... over the config's ``model`` section (values parsed as YAML), or over
+its data section with data.FIELD=VALUE; ``--set data:FIELD=VALUE`` and ``--set train:FIELD=VALUE``
+change those sections for every variant.
 ``--measure NAME:DIR`` adds a row for a tokenizer that is already trained (a stage-1 checkpoint, or
 the one inside a bundled model, e.g. recipe:checkpoints/videogpt-shapes), with its training record.
 """
@@ -30,7 +32,7 @@ from t2v.train import train_from_config
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ATTRIBUTES = ("colour", "shape", "size", "motion", "all_right")
-MEASURED_SETTINGS = ("codebook_size", "l1_weight", "edge_weight")  # shown for a --measure row
+MEASURED_SETTINGS = ("codebook_size", "l1_weight", "edge_weight", "chroma_weight")  # shown for a --measure row
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -47,9 +49,21 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, overrides
 
 
-def variant_config(base: dict, overrides: dict, steps: int, out_dir: Path) -> dict:
+def parse_section(text: str) -> tuple[str, dict]:
+    """'data:recolour=0.5' -> ('data', {'recolour': 0.5})."""
+    section, fields = parse_variant(text)
+    if section not in ("train", "data"):
+        raise argparse.ArgumentTypeError(f"--set takes train:... or data:..., got {text!r}")
+    return section, fields
+
+
+def variant_config(base: dict, overrides: dict, steps: int, out_dir: Path, sections: list | None = None) -> dict:
     spec = json.loads(json.dumps(base))  # a deep copy
-    spec["model"] |= overrides
+    for section, fields in sections or []:  # --set train:...,  --set data:...
+        spec[section] = spec.get(section, {}) | fields
+    for key, value in overrides.items():  # FIELD is the model's; data.FIELD the data section's
+        section, _, name = key.rpartition(".")
+        spec.setdefault(section or "model", {})[name] = value
     spec["train"] |= {"steps": steps, "max_minutes": 0, "out_dir": str(out_dir), "checkpoint_every": steps,
                       "sample_every": 0, "warmup_steps": min(spec["train"].get("warmup_steps", 0), steps // 5)}
     return spec
@@ -95,6 +109,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "videogpt_vqvae_shapes.yaml")
     parser.add_argument("--steps", type=int, default=900, help="training steps per variant (batch size of the config)")
     parser.add_argument("--variant", dest="variants", type=parse_variant, action="append", default=[])
+    parser.add_argument("--set", dest="sections", type=parse_section, action="append", default=[],
+                        metavar="SECTION:FIELD=VALUE,...",
+                        help="overrides of the config's train or data section for every variant, e.g. train:bf16=true")
     parser.add_argument("--measure", type=parse_measured, action="append", default=[],
                         help="NAME:DIR of a trained tokenizer (or of a model holding one) to measure beside the variants")
     parser.add_argument("-n", type=int, default=256, help="held-out-pair videos reconstructed per variant")
@@ -110,7 +127,7 @@ def main() -> None:
         out = args.out_dir / name
         out.mkdir(parents=True, exist_ok=True)
         config_path = out / "config.yaml"
-        config_path.write_text(yaml.safe_dump(variant_config(base, overrides, args.steps, out)))
+        config_path.write_text(yaml.safe_dump(variant_config(base, overrides, args.steps, out, args.sections)))
         (out / "log.jsonl").unlink(missing_ok=True)
         model_dir = train_from_config(base["family"], config_path)
         record = json.loads((model_dir / "training.json").read_text())["stages"][-1]

@@ -117,6 +117,27 @@ def test_edge_weight_charges_a_blurred_edge_and_not_a_sharp_one():
     assert loss.item() == pytest.approx(stats["mse"] + 3.0 * stats["edge"])
 
 
+def test_chroma_weight_charges_a_wrong_hue_on_a_small_object_and_not_the_background():
+    from t2v.data.vocab import PALETTE
+    from t2v.models.stages import chroma_difference, reconstruction_loss
+
+    def video_with(rgb, brightness=1.0):  # a 2x2 object on a 16x16 black frame, in [-1, 1]
+        frame = torch.full((1, 3, 1, 16, 16), -1.0)
+        frame[..., 4:6, 4:6] = (torch.tensor(rgb, dtype=torch.float32) * brightness / 127.5 - 1).view(1, 3, 1, 1, 1)
+        return frame
+
+    orange, yellow = video_with(PALETTE["orange"]), video_with(PALETTE["yellow"])
+    assert chroma_difference(orange, orange).item() == 0.0
+    assert chroma_difference(video_with(PALETTE["orange"], 0.5), orange).item() < 1e-6  # dimmer, same hue
+    wrong = chroma_difference(yellow, orange).item()
+    assert wrong == pytest.approx(2 - 2 * 0.9756, abs=2e-3)  # orange and yellow are 0.976 alike in direction
+    stats = reconstruction_loss(yellow, orange, chroma_weight=1.0)[1]
+    assert stats["chroma"] > 10 * stats["mse"]  # 4 of 256 pixels: the MSE barely sees it
+    grey_background = orange.clone()
+    grey_background[..., :2, :] = -0.9  # faint light where the target is black
+    assert chroma_difference(grey_background, orange).item() == 0.0
+
+
 def test_l1_weight_adds_an_l1_term_to_the_reconstruction_loss(tiny_vqvae_config, shapes_batch):
     from dataclasses import replace
 

@@ -16,11 +16,12 @@ from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
 
 
 def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, *, l1_weight: float = 0.0,
-                        edge_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+                        edge_weight: float = 0.0, chroma_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     """MSE plus ``l1_weight`` x L1 (VQGAN's reconstruction term: the L1 optimum is a median, so an
     uncertain pixel keeps one of its candidate colours instead of their blend) plus ``edge_weight`` x
     the gradient difference loss (Mathieu et al. 2016: how far the sizes of the horizontal and vertical
-    pixel steps differ, which a blurred edge pays for), and the PSNR."""
+    pixel steps differ, which a blurred edge pays for) plus ``chroma_weight`` x the hue error of lit
+    pixels (see ``chroma_difference``), and the PSNR."""
     mse = F.mse_loss(recon, video)
     psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10))  # range [-1, 1] has peak-to-peak 2
     loss, stats = mse, {"mse": mse.item(), "psnr": psnr.item()}
@@ -30,7 +31,24 @@ def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, *, l1_weight: 
     if edge_weight:
         edge = gradient_difference(recon, video)
         loss, stats = loss + edge_weight * edge, {**stats, "edge": edge.item()}
+    if chroma_weight:
+        chroma = chroma_difference(recon, video)
+        loss, stats = loss + chroma_weight * chroma, {**stats, "chroma": chroma.item()}
     return loss, stats
+
+
+def chroma_difference(recon: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """Hue error of (B, 3, T, H, W) videos in [-1, 1]: the squared distance between the unit RGB
+    directions of each pixel and its reconstruction, averaged with the target's brightness as weight.
+
+    MSE averages over every pixel, so a small object's colour is a few hundredths of it, and two near
+    hues (orange and yellow are 0.98 alike in direction) cost it almost nothing; here each lit pixel
+    counts alike and black (no hue) not at all."""
+    target, output = (video + 1) / 2, (recon + 1) / 2  # (B, 3, T, H, W) in [0, 1]
+    weight = target.amax(1)  # (B, T, H, W) brightness
+    direction = lambda x: x / x.norm(dim=1, keepdim=True).clamp_min(1e-3)  # noqa: E731
+    error = (direction(output) - direction(target)).pow(2).sum(1)  # (B, T, H, W)
+    return (weight * error).sum() / weight.sum().clamp_min(1e-6)
 
 
 def gradient_difference(recon: torch.Tensor, video: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ class VideoVAEConfig:
     kl_weight: float = 1e-6
     l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
     edge_weight: float = 0.0  # weight of the gradient difference loss (sharper edges; see reconstruction_loss)
+    chroma_weight: float = 0.0  # weight of the hue error of lit pixels (small objects' colours; see chroma_difference)
     num_frames: int = 16  # the training size; any size divisible by the spatial factor encodes
     height: int = 64
     width: int = 64
@@ -156,7 +157,7 @@ class VideoVAE(VideoAutoencoder):
         video = frames_to_tensor(batch["video"]).to(self.decoder[0].conv.weight.device)  # (B, 3, T, H, W)
         recon, kl = self(video)
         loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight,
-                                          edge_weight=self.config.edge_weight)
+                                          edge_weight=self.config.edge_weight, chroma_weight=self.config.chroma_weight)
         return loss + self.config.kl_weight * kl, {**stats, "kl": kl.item()}
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:

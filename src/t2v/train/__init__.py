@@ -97,5 +97,8 @@ def train_from_config(family: str, config_path: str | Path, *, resume: bool = Fa
     if train_cfg.decoder_only:
         freeze_encoding(model)
     data = build_data(spec.get("data"), where=f"{config_path} data")
+    if getattr(getattr(data, "config", None), "recolour", 0) and not isinstance(model, VideoAutoencoder):
+        raise T2VError(f"data.recolour: {family} reads captions or labels, which recoloured videos no "
+                       "longer match; it is for tokenizer stages only")
     recipe = f"t2v train {family} --config {config_path}"
     return Trainer(model, data, train_cfg, log=log, recipe=recipe).run(resume=resume)
