@@ -102,8 +102,7 @@ class ShapesStream(IterableDataset):
         ex = make_example(c.seed * 1_000_003 + index, level=level, split=c.split, num_frames=num_frames,
                           height=height, width=width)
         video = ex.video
-        rng = random.Random(f"recolour:{c.seed}:{index}")
-        if c.recolour and rng.random() < c.recolour:
+        if c.recolour and (rng := random.Random(f"recolour:{c.seed}:{index}")).random() < c.recolour:
             video = recolour_video(video, recolour_angle(ex.scene, rng))
         item = {"video": torch.from_numpy(video), "caption": ex.caption}
         if c.labels:
