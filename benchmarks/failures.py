@@ -92,7 +92,8 @@ def markdown(model: str, results: dict, n: int) -> str:
             rows = res[who]["rows"]
             lines.append(f"| {who} | {rate(rows, 'shape'):.0%} | {rate(rows, 'colour'):.0%} | {rate(rows, 'motion'):.0%} | "
                          f"{rate(rows):.0%} |")
-        for attribute, who in (("shape", "generated"), ("shape", "ceiling"), ("motion", "generated")):
+        for attribute, who in (("shape", "generated"), ("shape", "ceiling"), ("colour", "generated"),
+                               ("colour", "ceiling"), ("motion", "generated")):
             lines += ["", f"{attribute.capitalize()}, {who} (rows asked, columns found):", "",
                       *matrix_table(res[who]["confusion"][attribute], VALUES[attribute])]
         lines.append("")

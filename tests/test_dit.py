@@ -3,6 +3,8 @@ image prompts, extension, the three conditioning variants, training, save/load."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -130,6 +132,21 @@ def test_any_size_duration_and_images(dit, size):
     frames = dit.generate(["a red circle moving left"], num_frames=t, height=h, width=w,
                           generators=[torch.Generator().manual_seed(0)])
     assert frames.shape == (1, t, h, w, 3) and frames.dtype == torch.uint8
+
+
+def test_a_space_4_vae_with_4x4_patches_keeps_the_token_count(vae_config):
+    """configs/dit_shapes_s4.yaml: space / 4 latents in (1, 4, 4) patches are as many tokens as space / 8
+    latents in (1, 2, 2) patches, and any size still works."""
+    torch.manual_seed(0)
+    s4 = DiT(dit_config(replace(vae_config, spatial_downsample=4, latent_channels=8), patch=[1, 4, 4])).eval()
+    s8 = DiT(dit_config(vae_config)).eval()
+    clip = torch.randint(0, 256, (1, 8, 32, 32, 3), dtype=torch.uint8)
+    z4, z8 = s4.encode(clip), s8.encode(clip)  # (1, 8, 2, 8, 8) and (1, 4, 2, 4, 4)
+    assert z4.shape[-2:] == (8, 8) and z8.shape[-2:] == (4, 4)
+    assert s4.patchify(z4).shape[:2] == s8.patchify(z8).shape[:2]
+    frames = s4.generate(["a red circle moving left"], num_frames=4, height=16, width=48,
+                         generators=[torch.Generator().manual_seed(0)])
+    assert frames.shape == (1, 4, 16, 48, 3)
 
 
 def test_sizes_outside_the_range_are_one_line_errors(dit):
