@@ -149,6 +149,26 @@ def test_a_space_4_vae_with_4x4_patches_keeps_the_token_count(vae_config):
     assert frames.shape == (1, 4, 16, 48, 3)
 
 
+def test_init_partial_carries_the_transformer_to_a_vae_of_another_shape(vae_config):
+    """train.init_partial: a DiT on a space / 4 VAE starts from one trained on a space / 8 VAE; the blocks
+    and text path are copied, the patch embedding, output layer and latent statistics stay its own."""
+    from t2v.train import transferable_weights
+
+    torch.manual_seed(0)
+    s8 = DiT(dit_config(vae_config))
+    s8.latent_std.fill_(3.0)
+    torch.manual_seed(1)
+    s4 = DiT(dit_config(replace(vae_config, spatial_downsample=4, latent_channels=8), patch=[1, 4, 4]))
+    state = transferable_weights(s4, s8, log=lambda *_: None)
+    theirs, own = s8.state_dict(), s4.state_dict()
+    blocks = [k for k in state if k.startswith("blocks.")]
+    assert blocks and all(torch.equal(state[k], theirs[k]) for k in blocks)
+    assert not torch.equal(own["blocks.0.attn.qkv.weight"], theirs["blocks.0.attn.qkv.weight"])
+    for name in ("patch_embed.weight", "latent_std", "tokenizer.encoder.0.conv.weight"):
+        assert torch.equal(state[name], own[name]), name
+    s4.load_state_dict(state)
+
+
 def test_sizes_outside_the_range_are_one_line_errors(dit):
     with pytest.raises(T2VError, match="multiple of 16"):
         dit.generate(["a red circle"], height=40)

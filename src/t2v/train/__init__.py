@@ -11,7 +11,8 @@ from t2v.models import model_class
 from t2v.models.stages import VideoAutoencoder
 from t2v.train.trainer import TrainConfig, Trainer, process_rank_world
 
-__all__ = ["TrainConfig", "Trainer", "build_data", "build_model", "freeze_encoding", "start_from_trained", "train_from_config"]
+__all__ = ["TrainConfig", "Trainer", "build_data", "build_model", "freeze_encoding", "start_from_trained", "train_from_config",
+           "transferable_weights"]
 
 
 def build_model(family: str, section: dict | None):
@@ -26,13 +27,16 @@ def build_model(family: str, section: dict | None):
     return cls.for_training(config) if hasattr(cls, "for_training") else cls(config)
 
 
-def start_from_trained(model, directory: str) -> None:
+def start_from_trained(model, directory: str, *, partial: bool = False, log=print) -> None:
     """Fine-tuning: copy the weights of the trained model in ``directory`` into ``model`` (same family
     and architecture); its training history becomes the earlier stages of the new card.
 
     A tokenizer may start from a stage-2 model of a family built on it (a bundle, say): it takes that
     model's tokenizer. A stage-2 model keeps the tokenizer its config names (``model.tokenizer``)
-    and takes the rest, so a prior can go on training on a tokenizer whose decoder was fine-tuned."""
+    and takes the rest, so a prior can go on training on a tokenizer whose decoder was fine-tuned.
+
+    ``partial``: the trained model is of the same family but on another tokenizer; only its parameters
+    whose names and shapes match are copied (``transferable_weights``)."""
     from t2v.checkpoint import load_model, read_config, read_training_stages
 
     family = read_config(directory)["family"]
@@ -49,12 +53,30 @@ def start_from_trained(model, directory: str) -> None:
         state |= {f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()}
         stage1 = tokenizer.family
         stages = [*getattr(model, "earlier_stages", []), *(s for s in stages if s.get("family") != stage1)]
+    if partial:
+        state = transferable_weights(model, trained, log=log)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise T2VError(f"init_from {directory}: its architecture differs from the configured model ({first})") from None
     model.earlier_stages = stages
+
+
+def transferable_weights(model, trained, *, log=print) -> dict:
+    """The state of ``model`` with every parameter outside its tokenizer that ``trained`` has under the same
+    name and shape taken from ``trained``; the rest keep their fresh values, as do all buffers (a DiT's
+    latent statistics belong to its own tokenizer)."""
+    if trained.family != model.family:
+        raise T2VError(f"init_partial: init_from holds a {trained.family} model, not {model.family}")
+    state, theirs = model.state_dict(), trained.state_dict()
+    own = [name for name, _ in model.named_parameters() if not name.startswith("tokenizer.")]
+    taken = [name for name in own if name in theirs and theirs[name].shape == state[name].shape]
+    if not taken:
+        raise T2VError("init_partial: init_from shares no parameter of matching shape with the configured model")
+    fresh = sorted({name.rsplit(".", 1)[0] for name in own if name not in taken})
+    log(f"init_partial: {len(taken)} of {len(own)} parameter tensors copied; fresh: {', '.join(fresh) or 'none'}")
+    return state | {name: theirs[name] for name in taken}
 
 
 def freeze_encoding(model) -> None:
@@ -93,7 +115,9 @@ def train_from_config(family: str, config_path: str | Path, *, resume: bool = Fa
     torch.manual_seed(train_cfg.seed)  # the same config always starts from the same weights
     model = build_model(family, spec.get("model"))
     if train_cfg.init_from:
-        start_from_trained(model, train_cfg.init_from)
+        start_from_trained(model, train_cfg.init_from, partial=train_cfg.init_partial, log=log)
+    elif train_cfg.init_partial:
+        raise T2VError(f"{config_path}: train.init_partial needs train.init_from")
     if train_cfg.decoder_only:
         freeze_encoding(model)
     data = build_data(spec.get("data"), where=f"{config_path} data")

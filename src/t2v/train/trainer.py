@@ -63,6 +63,10 @@ class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/model"
     init_from: str = ""  # fine-tune: start from this trained model directory's weights (optimiser and schedule start fresh)
+    # with init_from: a model of the same family on another tokenizer (a VAE of other latent shape, say):
+    # copy the parameters whose names and shapes match; the rest (a DiT's patch embedding and output layer)
+    # and every buffer (the latent statistics of the new tokenizer) keep their fresh values
+    init_partial: bool = False
     decoder_only: bool = False  # tokenizers: train only the decoder (codes and latents stay those of init_from)
     half_export: bool = False  # store the exported model in fp16
     distributed: str = "ddp"  # with several processes: ddp, or fsdp (GPUs only)
@@ -258,7 +262,8 @@ class Trainer:
         record = {"family": self.model.family, "command": self.recipe, "steps": self.step,
                   "global_batch": self.global_batch, "processes": self.world, "wall_minutes": round(self.elapsed / 60, 1),
                   "runs": self.sessions, "hardware": describe_hardware(self.device, cfg.threads)}
-        return record | ({"init_from": cfg.init_from} if cfg.init_from else {})
+        return record | ({"init_from": cfg.init_from} if cfg.init_from else {}) | (
+            {"init_partial": True} if cfg.init_partial else {})
 
     @property
     def global_batch(self) -> int:
