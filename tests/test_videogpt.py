@@ -152,3 +152,14 @@ def test_l1_weight_adds_an_l1_term_to_the_reconstruction_loss(tiny_vqvae_config,
     with_l1 = VQVAE(replace(tiny_vqvae_config, l1_weight=1.0)).training_loss(shapes_batch)
     assert "l1" not in mse_only[1] and with_l1[1]["l1"] > 0
     assert with_l1[0].item() == pytest.approx(mse_only[0].item() + with_l1[1]["l1"], rel=1e-5)
+
+
+def test_chroma_weight_adds_the_hue_term_to_a_vq_tokenizers_loss(tiny_vqvae_config, shapes_batch):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    plain = VQVAE(tiny_vqvae_config).training_loss(shapes_batch)
+    torch.manual_seed(0)
+    with_hue = VQVAE(replace(tiny_vqvae_config, chroma_weight=2.0)).training_loss(shapes_batch)
+    assert "chroma" not in plain[1] and with_hue[1]["chroma"] > 0
+    assert with_hue[0].item() == pytest.approx(plain[0].item() + 2.0 * with_hue[1]["chroma"], rel=1e-5)

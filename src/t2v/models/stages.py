@@ -99,7 +99,7 @@ class VQVideoTokenizer(VideoAutoencoder):
         video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
         recon, q = self(video)
         loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight,
-                                          edge_weight=self.config.edge_weight)
+                                          edge_weight=self.config.edge_weight, chroma_weight=self.config.chroma_weight)
         return loss + q.commitment_loss, {**stats, "perplexity": q.perplexity.item()}
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:

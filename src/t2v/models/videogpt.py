@@ -41,6 +41,7 @@ class VQVAEConfig:
     ema_decay: float = 0.99
     l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
     edge_weight: float = 0.0  # weight of the gradient difference loss (sharper edges; see reconstruction_loss)
+    chroma_weight: float = 0.0  # weight of the hue error of lit pixels (small objects' colours; see chroma_difference)
     num_frames: int = 16
     height: int = 64
     width: int = 64
