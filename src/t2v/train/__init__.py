@@ -74,7 +74,7 @@ def transferable_weights(model, trained, *, log=print) -> dict:
     taken = [name for name in own if name in theirs and theirs[name].shape == state[name].shape]
     if not taken:
         raise T2VError("init_partial: init_from shares no parameter of matching shape with the configured model")
-    fresh = sorted({name.rsplit(".", 1)[0] for name in own if name not in taken})
+    fresh = [name for name in own if name not in taken]
     log(f"init_partial: {len(taken)} of {len(own)} parameter tensors copied; fresh: {', '.join(fresh) or 'none'}")
     return state | {name: theirs[name] for name in taken}
 
