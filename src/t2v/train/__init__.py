@@ -47,14 +47,12 @@ def start_from_trained(model, directory: str, *, partial: bool = False, log=prin
         trained, stages = built_on.trained_tokenizer(directory)
     else:
         trained, stages = load_model(directory, family=model.family), read_training_stages(directory)
-    state = trained.state_dict()
+    state = transferable_weights(model, trained, log=log) if partial else trained.state_dict()
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is not None:  # keep the configured tokenizer and the history of its stages
         state |= {f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()}
         stage1 = tokenizer.family
         stages = [*getattr(model, "earlier_stages", []), *(s for s in stages if s.get("family") != stage1)]
-    if partial:
-        state = transferable_weights(model, trained, log=log)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
