@@ -90,6 +90,21 @@ def test_vae_training_lowers_the_loss(vae):
     assert {"mse", "psnr", "kl"} <= set(logs)
 
 
+def test_chroma_weight_adds_the_hue_term_to_the_vae_loss(vae_config):
+    from dataclasses import replace
+
+    batch = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32)).batch(0, 2)
+    losses = []
+    for weight in (0.0, 2.0):
+        torch.manual_seed(0)
+        model = VideoVAE(replace(vae_config, chroma_weight=weight))
+        torch.manual_seed(1)  # the same latent noise for both
+        losses.append(model.training_loss(batch))
+    (plain, plain_logs), (with_hue, hue_logs) = losses
+    assert "chroma" not in plain_logs and hue_logs["chroma"] > 0
+    assert with_hue.item() == pytest.approx(plain.item() + 2.0 * hue_logs["chroma"], rel=1e-5)
+
+
 def test_vae_refuses_sizes_it_cannot_split(vae):
     with pytest.raises(T2VError, match="multiples of 8"):
         vae.encode(video(1, 4, 30, 32))

@@ -72,6 +72,12 @@ class VideoAutoencoder(nn.Module):
         self.encoding_frozen = True
         self.train(self.training)
 
+    def configured_reconstruction_loss(self, recon: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """``reconstruction_loss`` with the L1, edge and hue weights of this model's config."""
+        config = self.config
+        return reconstruction_loss(recon, video, l1_weight=config.l1_weight, edge_weight=config.edge_weight,
+                                   chroma_weight=config.chroma_weight)
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.encoding_frozen:
@@ -98,8 +104,7 @@ class VQVideoTokenizer(VideoAutoencoder):
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         video = frames_to_tensor(batch["video"])  # (B, 3, T, H, W)
         recon, q = self(video)
-        loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight,
-                                          edge_weight=self.config.edge_weight, chroma_weight=self.config.chroma_weight)
+        loss, stats = self.configured_reconstruction_loss(recon, video)
         return loss + q.commitment_loss, {**stats, "perplexity": q.perplexity.item()}
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from t2v.errors import T2VError
-from t2v.models.stages import VideoAutoencoder, reconstruction_loss
+from t2v.models.stages import VideoAutoencoder
 from t2v.nn.conv3d import downsample_strides
 from t2v.nn.pixels import frames_to_tensor
 
@@ -156,8 +156,7 @@ class VideoVAE(VideoAutoencoder):
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         video = frames_to_tensor(batch["video"]).to(self.decoder[0].conv.weight.device)  # (B, 3, T, H, W)
         recon, kl = self(video)
-        loss, stats = reconstruction_loss(recon, video, l1_weight=self.config.l1_weight,
-                                          edge_weight=self.config.edge_weight, chroma_weight=self.config.chroma_weight)
+        loss, stats = self.configured_reconstruction_loss(recon, video)
         return loss + self.config.kl_weight * kl, {**stats, "kl": kl.item()}
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:
