@@ -138,6 +138,17 @@ def test_chroma_weight_charges_a_wrong_hue_on_a_small_object_and_not_the_backgro
     assert chroma_difference(grey_background, orange).item() == 0.0
 
 
+def test_chroma_difference_has_finite_gradients_at_black_reconstructed_pixels():
+    from t2v.models.stages import chroma_difference
+
+    target = torch.rand(1, 3, 2, 8, 8) * 2 - 1
+    recon = target.clone()
+    recon[..., :4, :] = -1.0  # pitch black where the target is lit: no hue, the norm clamped
+    recon.requires_grad_(True)
+    chroma_difference(recon, target).backward()
+    assert torch.isfinite(recon.grad).all() and recon.grad[..., :4, :].abs().sum() > 0  # it pulls black to the hue
+
+
 def test_l1_weight_adds_an_l1_term_to_the_reconstruction_loss(tiny_vqvae_config, shapes_batch):
     from dataclasses import replace
 
