@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -72,6 +74,20 @@ def test_decoder_is_causal(cvivit):
     with torch.no_grad():
         full, prefix = cvivit.decode(codes), cvivit.decode(codes[:, :2])
     assert torch.allclose(full[:, :, :4], prefix, atol=1e-5)
+
+
+def test_pixel_refiner_starts_as_the_identity_and_keeps_decoding_causal(cvivit_config):
+    torch.manual_seed(0)
+    plain = CViViT(cvivit_config).eval()
+    refined = CViViT(replace(cvivit_config, refine_channels=8)).eval()
+    refined.load_state_dict(plain.state_dict(), strict=False)
+    codes = plain.encode(random_video(10))
+    with torch.no_grad():
+        assert torch.equal(refined.decode(codes), plain.decode(codes))  # zero-initialised last convolution
+        torch.nn.init.normal_(refined.refine.net[-1].weight, std=0.1)
+        full, prefix = refined.decode(codes), refined.decode(codes[:, :2])
+    assert not torch.allclose(full, plain.decode(codes))
+    assert torch.allclose(full[:, :, :4], prefix, atol=1e-5)  # frame by frame: still causal
 
 
 def test_one_image_is_a_one_frame_video(cvivit):

@@ -200,8 +200,9 @@ TOKENIZER_RUNS = {  # family: model section, frames (tiny, 32x32)
 }
 
 
-def tokenizer_config(tmp_path, family, name, train=""):
+def tokenizer_config(tmp_path, family, name, train="", model_extra=""):
     model, frames = TOKENIZER_RUNS[family]
+    model = model[:-1] + model_extra + "}"
     path = tmp_path / f"{name}.yaml"
     path.write_text(textwrap.dedent(f"""
         family: {family}
@@ -234,6 +235,27 @@ def test_decoder_only_fine_tuning_keeps_every_code_and_moves_the_decoder(tmp_pat
         assert torch.equal(before.encode(video), after.encode(video))
     stages = json.loads((tuned / "training.json").read_text())["stages"]
     assert [s["steps"] for s in stages] == [3, 3] and stages[-1]["init_from"] == str(first)
+
+
+def test_a_decoder_grown_by_init_partial_keeps_every_code_and_trains_only_its_new_and_decoding_parts(tmp_path):
+    """Stage 1d of Phenaki: a C-ViViT given a pixel refiner, started from one without (init_partial), decoder
+    only: the codebook buffers come across with the parameters, so every video keeps its codes."""
+    from t2v.checkpoint import load_model
+    from t2v.data.stream import ShapesDataConfig, ShapesStream
+    from t2v.nn.pixels import frames_to_tensor
+    from t2v.train import train_from_config
+
+    first = train_from_config("phenaki-cvivit", tokenizer_config(tmp_path, "phenaki-cvivit", "first"), log=lambda *_: None)
+    grown = train_from_config("phenaki-cvivit", tokenizer_config(
+        tmp_path, "phenaki-cvivit", "grown", f", init_from: {first}, init_partial: true, decoder_only: true",
+        model_extra=", refine_channels: 8"), log=lambda *_: None)
+    before, after = load_model(first), load_model(grown)
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.split(".")[0] in before.encoding_parts)
+    assert new["refine.net.4.weight"].abs().sum() > 0  # zero at init, trained since
+    video = frames_to_tensor(ShapesStream(ShapesDataConfig(num_frames=9, height=32, width=32)).batch(5, 3)["video"])
+    with torch.no_grad():
+        assert torch.equal(before.encode(video), after.encode(video))
 
 
 def test_a_prior_continued_on_a_fine_tuned_decoder_keeps_that_tokenizer_and_every_stage(tmp_path):

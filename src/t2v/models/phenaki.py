@@ -55,6 +55,7 @@ class CViViTConfig:
     edge_weight: float = 0.0  # weight of the gradient difference loss (sharper edges; see reconstruction_loss)
     chroma_weight: float = 0.0  # weight of the hue error of lit pixels (small objects' colours; see chroma_difference)
     max_slots: int = 32  # time slots the position embedding covers: up to 1 + 31 * temporal_patch frames
+    refine_channels: int = 0  # width of the per-frame conv refiner on the decoded pixels (0: none; see PixelRefiner)
     num_frames: int = 16
     height: int = 64
     width: int = 64
@@ -110,6 +111,25 @@ class SpaceTimeTransformer(nn.Module):
         return rearrange(y, "(b h w) s d -> b s h w d", b=b, h=h, w=w)
 
 
+class PixelRefiner(nn.Module):
+    """Three 3x3 convolutions over each decoded frame, added to it: they see across the borders of the
+    8x8 patches that the linear patch decoder draws one by one, so they can mend seams and corners.
+    Frame by frame, so decoding stays causal; the last convolution starts at zero (the identity)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.SiLU(),
+                                 nn.Conv2d(channels, channels, 3, padding=1), nn.SiLU(),
+                                 nn.Conv2d(channels, 3, 3, padding=1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> same shape."""
+        frames = rearrange(video, "b c t h w -> (b t) c h w")
+        return video + rearrange(self.net(frames), "(b t) c h w -> b c t h w", b=video.shape[0])
+
+
 class CViViT(VQVideoTokenizer):
     """Causal video tokenizer: (B, 3, 1 + k*pt, H, W) <-> codes (B, 1 + k, H/p, W/p)."""
 
@@ -130,6 +150,7 @@ class CViViT(VQVideoTokenizer):
         self.decoder = SpaceTimeTransformer(c)
         self.out_norm = nn.LayerNorm(c.dim)
         self.first_out, self.tube_out = nn.Linear(c.dim, 3 * p * p), nn.Linear(c.dim, 3 * pt * p * p)
+        self.refine = PixelRefiner(c.refine_channels) if c.refine_channels else nn.Identity()
 
     def embed_patches(self, video: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, S, h, w, D): the first frame as image patches, the rest as tubelets."""
@@ -145,7 +166,7 @@ class CViViT(VQVideoTokenizer):
         x = self.out_norm(x)
         first = rearrange(self.first_out(x[:, :1]), "b 1 h w (c p1 p2) -> b c 1 (h p1) (w p2)", p1=p, p2=p)
         rest = rearrange(self.tube_out(x[:, 1:]), "b s h w (c pt p1 p2) -> b c (s pt) (h p1) (w p2)", pt=pt, p1=p, p2=p)
-        return torch.cat([first, rest], dim=2)
+        return self.refine(torch.cat([first, rest], dim=2))
 
     def encode_latents(self, video: torch.Tensor) -> torch.Tensor:
         return self.to_code(self.encoder(self.embed_patches(video)))  # (B, S, h, w, code_dim)

@@ -63,17 +63,19 @@ def start_from_trained(model, directory: str, *, partial: bool = False, log=prin
 
 def transferable_weights(model, trained, *, log=print) -> dict:
     """The state of ``model`` with every parameter outside its tokenizer that ``trained`` has under the same
-    name and shape taken from ``trained``; the rest keep their fresh values, as do all buffers (a DiT's
-    latent statistics belong to its own tokenizer)."""
+    name and shape taken from ``trained``; the rest keep their fresh values. A prior's buffers stay fresh
+    too (a DiT's latent statistics belong to its own tokenizer); a tokenizer's are taken like its
+    parameters (its codebook is what its codes mean)."""
     if trained.family != model.family:
         raise T2VError(f"init_partial: init_from holds a {trained.family} model, not {model.family}")
     state, theirs = model.state_dict(), trained.state_dict()
-    own = [name for name, _ in model.named_parameters() if not name.startswith("tokenizer.")]
+    tensors = state.items() if isinstance(model, VideoAutoencoder) else model.named_parameters()
+    own = [name for name, _ in tensors if not name.startswith("tokenizer.")]
     taken = [name for name in own if name in theirs and theirs[name].shape == state[name].shape]
     if not taken:
         raise T2VError("init_partial: init_from shares no parameter of matching shape with the configured model")
     fresh = [name for name in own if name not in taken]
-    log(f"init_partial: {len(taken)} of {len(own)} parameter tensors copied; fresh: {', '.join(fresh) or 'none'}")
+    log(f"init_partial: {len(taken)} of {len(own)} tensors copied; fresh: {', '.join(fresh) or 'none'}")
     return state | {name: theirs[name] for name in taken}
 
 
