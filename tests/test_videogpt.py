@@ -1,5 +1,6 @@
 import pytest
 import torch
+from einops import rearrange
 
 from t2v.checkpoint import load_model, save_model
 from t2v.models.videogpt import VQVAE, VideoGPT
@@ -174,3 +175,31 @@ def test_chroma_weight_adds_the_hue_term_to_a_vq_tokenizers_loss(tiny_vqvae_conf
     with_hue = VQVAE(replace(tiny_vqvae_config, chroma_weight=2.0)).training_loss(shapes_batch)
     assert "chroma" not in plain[1] and with_hue[1]["chroma"] > 0
     assert with_hue[0].item() == pytest.approx(plain[0].item() + 2.0 * with_hue[1]["chroma"], rel=1e-5)
+
+
+def test_near_codes_swaps_a_share_of_codes_each_for_one_of_its_nearest_others():
+    from t2v.nn.quantize import EMAVectorQuantizer
+
+    quantizer = EMAVectorQuantizer(16, 1)
+    quantizer.codebook.copy_(torch.arange(16.0)[:, None] ** 1.5)  # on a line, gaps growing: neighbours known
+    codes = torch.full((4000,), 8)
+    torch.manual_seed(0)
+    swapped = quantizer.near_codes(codes, 0.25, nearest=2)
+    assert set(swapped.unique().tolist()) == {7, 8, 9}  # 7 and 9 are the two closest to 8
+    assert (swapped != 8).float().mean().item() == pytest.approx(0.25, abs=0.03)
+    assert torch.equal(quantizer.near_codes(codes, 0.0), codes)
+
+
+def test_code_noise_perturbs_what_the_decoder_reads_only_in_training(tiny_vqvae_config, shapes_batch):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = VQVAE(replace(tiny_vqvae_config, code_noise=0.3))
+    video = frames_to_tensor(shapes_batch["video"])
+    model.train()(video)  # initialises the codebook from the batch
+    z = rearrange(model.encoder(video), "b d t h w -> b t h w d")
+    q = model.quantizer(z)
+    noisy = model.decoder_input(q)
+    changed = (noisy != q.z_q).any(-1).float().mean().item()
+    assert 0.15 < changed < 0.4  # a share of positions near 0.3 (a swap can land on an equal vector)
+    assert torch.equal(model.eval().decoder_input(q), q.z_q)

@@ -54,6 +54,7 @@ class CViViTConfig:
     l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
     edge_weight: float = 0.0  # weight of the gradient difference loss (sharper edges; see reconstruction_loss)
     chroma_weight: float = 0.0  # weight of the hue error of lit pixels (small objects' colours; see chroma_difference)
+    code_noise: float = 0.0  # share of codes swapped for near ones in training (see VQVideoTokenizer.decoder_input)
     max_slots: int = 32  # time slots the position embedding covers: up to 1 + 31 * temporal_patch frames
     refine_channels: int = 0  # width of the per-frame conv refiner on the decoded pixels (0: none; see PixelRefiner)
     num_frames: int = 16
@@ -185,7 +186,7 @@ class CViViT(VQVideoTokenizer):
 
     def forward(self, video: torch.Tensor):
         q = self.quantizer(self.encode_latents(video))
-        return self.decode_latents(q.z_q), q
+        return self.decode_latents(self.decoder_input(q)), q
 
 
 # ----------------------------------------------------------------------------- stage 2: MaskGIT

@@ -13,6 +13,7 @@ from torch import nn
 
 from t2v.checkpoint import load_model, read_config, read_training_stages
 from t2v.nn.pixels import frames_to_tensor, tensor_to_frames
+from t2v.nn.quantize import Quantized
 
 
 def reconstruction_loss(recon: torch.Tensor, video: torch.Tensor, *, l1_weight: float = 0.0,
@@ -110,6 +111,16 @@ class VQVideoTokenizer(VideoAutoencoder):
 
     def reconstruct_tensor(self, video: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(video))
+
+    def decoder_input(self, q: Quantized) -> torch.Tensor:
+        """The quantised vectors (..., D) the decoder reads in training: with ``config.code_noise``, a share of
+        positions carry a near but wrong code, so the decoder learns to draw the clean video from codes a
+        prior got slightly wrong (no gradient reaches the encoder through those positions)."""
+        share = getattr(self.config, "code_noise", 0.0)
+        if not (self.training and share):
+            return q.z_q
+        noisy = self.quantizer.near_codes(q.codes, share)
+        return torch.where((noisy != q.codes)[..., None], self.quantizer.lookup(noisy).type(q.z_q.dtype), q.z_q)
 
 
 class TokenizerPrior(nn.Module):

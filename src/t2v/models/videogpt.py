@@ -42,6 +42,7 @@ class VQVAEConfig:
     l1_weight: float = 0.0  # weight of an L1 term beside the MSE (VQGAN's reconstruction loss)
     edge_weight: float = 0.0  # weight of the gradient difference loss (sharper edges; see reconstruction_loss)
     chroma_weight: float = 0.0  # weight of the hue error of lit pixels (small objects' colours; see chroma_difference)
+    code_noise: float = 0.0  # share of codes swapped for near ones in training (see VQVideoTokenizer.decoder_input)
     num_frames: int = 16
     height: int = 64
     width: int = 64
@@ -87,7 +88,7 @@ class VQVAE(VQVideoTokenizer):
     def forward(self, video: torch.Tensor):
         z = rearrange(self.encoder(video), "b d t h w -> b t h w d")  # (B, t, h, w, D)
         q = self.quantizer(z)
-        recon = self.decoder(rearrange(q.z_q, "b t h w d -> b d t h w"))  # (B, 3, T, H, W)
+        recon = self.decoder(rearrange(self.decoder_input(q), "b t h w d -> b d t h w"))  # (B, 3, T, H, W)
         return recon, q
 
 

@@ -81,6 +81,19 @@ class EMAVectorQuantizer(nn.Module):
         self.embed_sum[dead] = picks
         self.cluster_size[dead] = 1.0
 
+    def near_codes(self, codes: torch.Tensor, share: float, nearest: int = 4) -> torch.Tensor:
+        """``codes`` with a random ``share`` of them each swapped for one of the ``nearest`` other codebook
+        vectors closest to it (drawn from torch's RNG): slightly wrong codes, as a prior samples them."""
+        flat = codes.flatten()
+        swap = torch.rand(flat.shape, device=flat.device) < share
+        picked = flat[swap]
+        if picked.numel():
+            neighbours = torch.cdist(self.codebook[picked], self.codebook).topk(nearest + 1, largest=False).indices
+            choice = torch.randint(1, nearest + 1, (picked.numel(), 1), device=flat.device)  # 0 is the code itself
+            flat = flat.clone()
+            flat[swap] = neighbours.gather(1, choice).squeeze(1)
+        return flat.view_as(codes)
+
     def usage(self, codes: torch.Tensor) -> float:
         """Share of the codebook used by a batch of codes."""
         return torch.unique(codes).numel() / self.num_codes
