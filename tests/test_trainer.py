@@ -238,7 +238,7 @@ def test_decoder_only_fine_tuning_keeps_every_code_and_moves_the_decoder(tmp_pat
 
 
 def test_a_decoder_grown_by_init_partial_keeps_every_code_and_trains_only_its_new_and_decoding_parts(tmp_path):
-    """Stage 1d of Phenaki: a C-ViViT given a pixel refiner, started from one without (init_partial), decoder
+    """Stage 1e of Phenaki: a C-ViViT given a pixel refiner, started from one without (init_partial), decoder
     only: the codebook buffers come across with the parameters, so every video keeps its codes."""
     from t2v.checkpoint import load_model
     from t2v.data.stream import ShapesDataConfig, ShapesStream

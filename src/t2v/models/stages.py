@@ -116,7 +116,7 @@ class VQVideoTokenizer(VideoAutoencoder):
         """The quantised vectors (..., D) the decoder reads in training: with ``config.code_noise``, a share of
         positions carry a near but wrong code, so the decoder learns to draw the clean video from codes a
         prior got slightly wrong (no gradient reaches the encoder through those positions)."""
-        share = getattr(self.config, "code_noise", 0.0)
+        share = self.config.code_noise
         if not (self.training and share):
             return q.z_q
         noisy = self.quantizer.near_codes(q.codes, share)
