@@ -17,23 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from t2v.checkpoint import load_model
-from t2v.data.shapes import make_example
 from t2v.eval.metrics import psnr, ssim
-from t2v.eval.run import tokenizer_of
+from t2v.eval.run import rendered_examples, tokenizer_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def rendered_test_videos(n: int, seed: int, like) -> torch.Tensor:
-    """(N, T, H, W, 3) uint8 test-split videos of the tokenizer's size."""
-    cfg = like.config
-    examples = [make_example(seed + i, split="test", num_frames=cfg.num_frames, height=cfg.height, width=cfg.width)
-                for i in range(n)]
-    return torch.from_numpy(np.stack([e.video for e in examples]))
 
 
 def error_split(frames: torch.Tensor, recon: torch.Tensor) -> dict:
@@ -62,7 +52,7 @@ def main() -> None:
         if not directory:
             parser.error(f"expected NAME:DIR, got {spec!r}")
         tokenizer = tokenizer_of(load_model(directory))
-        frames = rendered_test_videos(args.n, args.seed, tokenizer)
+        frames, _ = rendered_examples(range(args.seed, args.seed + args.n), split="test", config=tokenizer.config)
         with torch.inference_mode():
             row = {"name": name, "directory": directory, **error_split(frames, tokenizer.reconstruct(frames))}
         rows.append(row)

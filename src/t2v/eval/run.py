@@ -107,6 +107,13 @@ def tokenizer_of(model):
     raise T2VError(f"{type(model).__name__} has no tokenizer to measure reconstruction of")
 
 
+def rendered_examples(seeds, *, split: str, config) -> tuple[torch.Tensor, list[str]]:
+    """Moving Shapes videos (N, T, H, W, 3) uint8 of ``config``'s size for ``seeds``, and their captions."""
+    examples = [make_example(s, split=split, num_frames=config.num_frames, height=config.height, width=config.width)
+                for s in seeds]
+    return torch.from_numpy(np.stack([e.video for e in examples])), [e.caption for e in examples]
+
+
 @torch.no_grad()
 def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log=print) -> dict:
     """Reconstruction PSNR / SSIM and codebook usage on held-out-pair (test split) videos, and the
@@ -121,11 +128,10 @@ def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log
     psnrs, ssims, codes, judged = [], [], [], {"test": [], "train": []}
     for split in judged:
         for start in tqdm(range(0, n, batch_size), desc=f"recon {split}"):
-            examples = [make_example(seed + i, split=split, num_frames=cfg.num_frames, height=cfg.height,
-                                     width=cfg.width) for i in range(start, min(n, start + batch_size))]
-            frames = torch.from_numpy(np.stack([e.video for e in examples]))
+            frames, captions = rendered_examples(range(seed + start, seed + min(n, start + batch_size)), split=split,
+                                                 config=cfg)
             recon = tok.reconstruct(frames)
-            judged[split] += zip(recon.numpy(), (e.caption for e in examples))
+            judged[split] += zip(recon.numpy(), captions)
             if split == "train":
                 continue
             psnrs.append(psnr(frames, recon))
