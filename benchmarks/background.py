@@ -52,7 +52,9 @@ def main() -> None:
         if not directory:
             parser.error(f"expected NAME:DIR, got {spec!r}")
         tokenizer = tokenizer_of(load_model(directory))
-        frames, _ = rendered_examples(range(args.seed, args.seed + args.n), split="test", config=tokenizer.config)
+        cfg = tokenizer.config
+        frames, _ = rendered_examples(range(args.seed, args.seed + args.n), split="test",
+                                      shape=(cfg.num_frames, cfg.height, cfg.width))
         with torch.inference_mode():
             row = {"name": name, "directory": directory, **error_split(frames, tokenizer.reconstruct(frames))}
         rows.append(row)

@@ -85,10 +85,10 @@ def fvd_suite(pipe, *, n: int = 512, seed: int = 0, weights: str | Path | None =
     start = time.perf_counter()
     captions, real_batches = [], []
     for first in range(0, n, batch_size):  # real videos at the generated shape; the network resamples both alike
-        examples = [make_example(seed + i, split="test", num_frames=t, height=h, width=w)
-                    for i in range(first, min(n, first + batch_size))]
-        captions += [ex.caption for ex in examples]
-        real_batches.append(np.stack([ex.video for ex in examples]))  # (b, T, H, W, 3)
+        frames, batch_captions = rendered_examples(range(seed + first, seed + min(n, first + batch_size)),
+                                                   split="test", shape=(t, h, w))
+        captions += batch_captions
+        real_batches.append(frames.numpy())  # (b, T, H, W, 3)
     real = video_features(net, real_batches)
     videos = pipe.generate_batch(captions, seed=seed, batch_size=batch_size, progress=True)
     fake = video_features(net, (np.stack([v.frames for v in videos[i:i + batch_size]]) for i in range(0, n, batch_size)))
@@ -107,10 +107,10 @@ def tokenizer_of(model):
     raise T2VError(f"{type(model).__name__} has no tokenizer to measure reconstruction of")
 
 
-def rendered_examples(seeds, *, split: str, config) -> tuple[torch.Tensor, list[str]]:
-    """Moving Shapes videos (N, T, H, W, 3) uint8 of ``config``'s size for ``seeds``, and their captions."""
-    examples = [make_example(s, split=split, num_frames=config.num_frames, height=config.height, width=config.width)
-                for s in seeds]
+def rendered_examples(seeds, *, split: str, shape: tuple[int, int, int]) -> tuple[torch.Tensor, list[str]]:
+    """Moving Shapes videos (N, T, H, W, 3) uint8 of ``shape`` (T, H, W) for ``seeds``, and their captions."""
+    t, h, w = shape
+    examples = [make_example(s, split=split, num_frames=t, height=h, width=w) for s in seeds]
     return torch.from_numpy(np.stack([e.video for e in examples])), [e.caption for e in examples]
 
 
@@ -129,7 +129,7 @@ def recon_suite(model, *, n: int = 256, seed: int = 0, batch_size: int = 16, log
     for split in judged:
         for start in tqdm(range(0, n, batch_size), desc=f"recon {split}"):
             frames, captions = rendered_examples(range(seed + start, seed + min(n, start + batch_size)), split=split,
-                                                 config=cfg)
+                                                 shape=(cfg.num_frames, cfg.height, cfg.width))
             recon = tok.reconstruct(frames)
             judged[split] += zip(recon.numpy(), captions)
             if split == "train":
