@@ -6,6 +6,7 @@ draw of the prompt sets, so a model's default can be chosen without looking at t
     python benchmarks/sweep.py --model videogpt-shapes --guidance 3 5 --top-k 0 16 64 --name sweep_videogpt-shapes_top_k
     python benchmarks/sweep.py --model dit-shapes --guidance 2 4 6 9
     python benchmarks/sweep.py --model videogpt-shapes --guidance 3 --precision bf16 --name sweep_videogpt-shapes_bf16
+    python benchmarks/sweep.py --model dit-shapes --guidance 4 --sampler flow-euler ddim dpm++ --steps 20 --name sweep_dit-shapes_sampler
     # -> benchmarks/results/sweep_MODEL.{json,md,png} (or NAME.*)
 
 The tuning prompts are the seen and held-out sets drawn with ``--seed 1`` (`t2v eval` uses seed 0):
@@ -30,7 +31,8 @@ from t2v.eval.shapes import wilson_interval
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROMPT_SETS = ("seen", "held_out")
-AXES = ("guidance", "temperature", "top_k", "top_p", "choice_temperature")  # sampling options a sweep can vary, guidance always
+# sampling options a sweep can vary, guidance always
+AXES = ("guidance", "temperature", "top_k", "top_p", "choice_temperature", "sampler", "steps")
 
 
 def score_cell(pipe, options: dict, *, n: int, seed: int) -> dict:
@@ -50,6 +52,11 @@ def grid(args, pipe) -> list[dict]:
     return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
+def shown(value) -> str:
+    """A table cell: numbers short (3, 0.7), names as they are (ddim)."""
+    return value if isinstance(value, str) else f"{value:g}"
+
+
 def table(rows: list[dict], meta: dict) -> str:
     names = [k for k in AXES if k in rows[0]]
     lines = [f"Sampling sweep for `{meta['model']}` ({meta['prompts']}; the evaluation uses seed 0).", "",
@@ -59,7 +66,7 @@ def table(rows: list[dict], meta: dict) -> str:
     for r in rows:
         low, high = r["ci95"]
         mark = " **(best)**" if r is best else ""
-        lines.append("| " + " | ".join(f"{r[k]:g}" for k in names) + f" | {r['seen_all_right']:.0%} | "
+        lines.append("| " + " | ".join(shown(r[k]) for k in names) + f" | {r['seen_all_right']:.0%} | "
                      f"{r['held_out_all_right']:.0%} | {r['all_right']:.1%} [{low:.1%}, {high:.1%}]{mark} |")
     if "command" in meta:
         lines += ["", f"Command: `{meta['command']}`."]
@@ -78,7 +85,7 @@ def plot(rows: list[dict], path: Path, name: str) -> None:
         ax.errorbar([r[x] for r in mine], [100 * r["all_right"] for r in mine],
                     yerr=[[100 * (r["all_right"] - r["ci95"][0]) for r in mine],
                           [100 * (r["ci95"][1] - r["all_right"]) for r in mine]], marker="o", capsize=3,
-                    label=", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in zip(others, values)) or None)
+                    label=", ".join(f"{k.replace('_', ' ')} {shown(v)}" for k, v in zip(others, values)) or None)
     ax.set_xlabel(x.replace("_", " ") + (" scale" if x == "guidance" else ""))
     ax.set_ylabel("checker all-right, tuning prompts (%)")
     ax.set_title(f"{name}: sampling sweep")
@@ -98,6 +105,8 @@ def main() -> None:
     parser.add_argument("--top-p", dest="top_p", nargs="+", type=float, default=None, help="nucleus masses (1: none)")
     parser.add_argument("--choice-temperature", dest="choice_temperature", nargs="+", type=float, default=None,
                         help="MaskGIT's Gumbel noise on the confidences that pick the kept tokens (Phenaki)")
+    parser.add_argument("--sampler", nargs="+", default=None, help="diffusion samplers (DiT: flow-euler, ddim, dpm++, ...)")
+    parser.add_argument("--steps", nargs="+", type=int, default=None, help="sampling steps (diffusion and MaskGIT models)")
     parser.add_argument("--name", default=None, help="results file stem under benchmarks/results/ (default sweep_MODEL)")
     parser.add_argument("-n", type=int, default=50, help="prompts per set (seen and held-out) per cell")
     parser.add_argument("--seed", type=int, default=1, help="draw of the tuning prompts; keep it off 0, the evaluation's")
@@ -112,7 +121,8 @@ def main() -> None:
         rows.append(score_cell(pipe, options, n=args.n, seed=args.seed))
         print(f"{options}: all right {rows[-1]['all_right']:.1%} (seen {rows[-1]['seen_all_right']:.0%}, "
               f"held-out {rows[-1]['held_out_all_right']:.0%})", flush=True)
-    meta = {"model": pipe.name, "prompts": f"seen + held-out pairs, n={args.n} each, seed {args.seed}, {pipe.precision}",
+    label = args.model if Path(args.model).is_dir() else pipe.name  # a run directory by its path, not "model"
+    meta = {"model": label, "prompts": f"seen + held-out pairs, n={args.n} each, seed {args.seed}, {pipe.precision}",
             "command": f"python benchmarks/sweep.py {shlex.join(sys.argv[1:])}",
             "threads": args.threads, "best": {k: v for k, v in max(rows, key=lambda r: r["all_right"]).items()
                                               if k in AXES}}
@@ -120,7 +130,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table(rows, meta))
-    plot(rows, stem.with_suffix(".png"), pipe.name)
+    plot(rows, stem.with_suffix(".png"), label)
     print(f"best {meta['best']}; wrote {stem}.json, .md and .png")
 
 
