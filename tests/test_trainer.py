@@ -165,6 +165,41 @@ def test_bf16_autocasts_only_where_the_cpu_has_bfloat16(monkeypatch, tiny_vqvae_
     assert torch.isfinite(torch.tensor(trainer.train_step()["loss"]))
 
 
+def test_collapse_watch_warns_once_when_the_kl_stays_1000x_below_its_peak():
+    from t2v.train.collapse import CollapseWatch
+
+    watch = CollapseWatch(patience=5, skip=2)
+    kl = [0.0, 5.0, 200.0, 900.0, 1000.0] + [0.0] * 10  # the encoder stops carrying information
+    warnings = [watch.check(step, {"kl": value, "grad_norm": 1.0}) for step, value in enumerate(kl, 1)]
+    said = [w for w in warnings if w]
+    assert len(said) == 1 and said[0].startswith("warning: kl has stayed over 1000x below its peak")
+    assert warnings.index(said[0]) == 9  # the fifth low step in a row
+
+
+def test_collapse_watch_keeps_quiet_on_a_healthy_decay_a_start_spike_and_a_dip():
+    from t2v.train.collapse import CollapseWatch
+
+    watch = CollapseWatch(patience=5, skip=3)
+    grad_norms = [5e3, 900.0, 40.0] + [1.0 / (1 + s / 10) for s in range(300)]  # spike, then a 30x drift down
+    grad_norms[100:103] = [1e-6] * 3  # a dip shorter than the patience
+    assert not any(watch.check(step, {"grad_norm": g, "loss": float("nan")}) for step, g in enumerate(grad_norms, 1))
+
+
+def test_the_trainer_logs_a_collapse_warning(tmp_path, tiny_vqvae_config):
+    from t2v.data.stream import ShapesDataConfig, ShapesStream
+    from t2v.models.videogpt import VQVAE
+    from t2v.train.collapse import CollapseWatch
+    from t2v.train.trainer import Trainer
+
+    logs = []
+    data = ShapesStream(ShapesDataConfig(num_frames=8, height=32, width=32))
+    trainer = Trainer(VQVAE(tiny_vqvae_config), data, TrainConfig(steps=3, batch_size=2, out_dir=str(tmp_path)),
+                      log=logs.append)
+    trainer.collapse_watch = CollapseWatch(factor=1e-9, patience=1, skip=0)  # any step counts as collapsed
+    trainer.run()
+    assert sum(line.startswith("warning: grad_norm has stayed") for line in logs) == 1
+
+
 def test_init_from_starts_at_the_trained_weights_and_keeps_their_history(tmp_path):
     from t2v.train import train_from_config
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from t2v.checkpoint import TRAINING_FILE, load_tensors, save_model, save_tensors
 from t2v.errors import T2VError
 from t2v.hardware import bf16_is_fast, describe_hardware
+from t2v.train.collapse import CollapseWatch
 
 STATE_FILE = "train_state.safetensors"
 
@@ -174,6 +175,7 @@ class Trainer:
         self.ema = {n: p.detach().clone() for n, p in self.trainable.items()} if cfg.ema_decay else {}
         self.step, self.position = 0, 0
         self.batches = None  # with workers: an iterator of prepared batches from self.position on
+        self.collapse_watch = CollapseWatch()
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_path(self) -> Path:
@@ -340,6 +342,7 @@ class Trainer:
             logs = self.train_step()
             self.elapsed = elapsed_before + time.time() - start
             bar.update(1)
+            self.warn_on_collapse(logs)
             if self.rank == 0 and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "psnr", "ce", "lr")})
                 with history.open("a") as f:
@@ -359,6 +362,13 @@ class Trainer:
         if report:
             self.log(report)
         return self.export()
+
+    def warn_on_collapse(self, logs: dict) -> None:
+        warning = self.collapse_watch.check(self.step, logs)
+        if warning:
+            hint = ("; bf16 autocast on a CPU without AMX has done this to a video VAE: try train.bf16: false"
+                    if self.bf16 and self.device.type == "cpu" else "")
+            self.log(warning + hint)
 
     def rank_zero_says(self, flag: bool) -> bool:
         """Rank 0's value of ``flag`` on every process (clocks differ; all must stop together)."""
