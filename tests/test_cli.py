@@ -109,3 +109,12 @@ def test_generate_says_how_it_rewrote_the_prompt(tmp_path, tiny_videogpt):
     batch = t2v("generate", "--prompts", tmp_path / "p.tsv", "--out", tmp_path / "batch", "--format", "npy",
                 "--model", checkpoint)
     assert batch.returncode == 0 and "1 of 2 prompts rewritten into named's caption words" in batch.stdout, batch.stderr
+
+
+def test_convert_writes_an_int8_copy_that_generates(tmp_path, tiny_checkpoint):
+    result = t2v("convert", tiny_checkpoint, tmp_path / "int8")
+    assert result.returncode == 0 and "int8 weights" in result.stdout, result.stderr
+    assert t2v("generate", "a red circle moving left", "--model", tmp_path / "int8", "-o", tmp_path / "v.mp4",
+               "--seed", "0").returncode == 0
+    assert read_video(tmp_path / "v.mp4").frames.shape == (8, 32, 32, 3)
+    assert_one_line_error(t2v("convert", tiny_checkpoint, tmp_path / "x", "--weights", "int4"), "int4")

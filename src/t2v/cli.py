@@ -212,6 +212,25 @@ def evaluate(
 
 
 @app.command()
+def convert(
+    source: Path = typer.Argument(..., help="Checkpoint directory (config.json + model.safetensors)."),
+    out: Path = typer.Argument(..., help="Directory for the converted copy."),
+    weights: str = typer.Option("int8", "--weights", help="Storage: float32, float16, or int8 (large weight "
+                                "matrices as int8 with float16 row scales, the rest float16: about half of float16)."),
+) -> None:
+    """Copy a checkpoint with its weights stored in another precision; re-measure it (t2v eval) before use.
+
+    Example: t2v convert runs/dit/model runs/dit-int8 --weights int8
+    """
+    from t2v.checkpoint import WEIGHTS_FILE, convert_checkpoint
+
+    converted = convert_checkpoint(source, out, weights)
+    before, after = (source / WEIGHTS_FILE).stat().st_size, (converted / WEIGHTS_FILE).stat().st_size
+    typer.echo(f"wrote {converted} ({weights} weights: {after / 2**20:.1f} MiB, from {before / 2**20:.1f} MiB); "
+               f"its scores are not carried over: measure them with t2v eval {converted} --record")
+
+
+@app.command()
 def models() -> None:
     """List the bundled models and their measured scores.
 

@@ -141,8 +141,12 @@ def record_scores(directory: str | Path, results: dict, command: str) -> None:
     _write_text(path, json.dumps(merged, indent=2) + "\n")
     card_path = directory / CARD_FILE
     card = card_path.read_text() if card_path.is_file() else f"# {directory.name}\n"
-    card = re.sub(rf"\n{re.escape(SECTION)}\n.*?(?=\n## |\Z)", "", card, flags=re.S).rstrip("\n") + "\n\n"
-    _write_text(card_path, card + scores_markdown(suites, commands))
+    _write_text(card_path, card_without_scores(card) + "\n" + scores_markdown(suites, commands))
+
+
+def card_without_scores(card: str) -> str:
+    """A model card with its measured-scores section taken out."""
+    return re.sub(rf"\n{re.escape(SECTION)}\n.*?(?=\n## |\Z)", "", card, flags=re.S).rstrip("\n") + "\n"
 
 
 def _write_text(path: Path, text: str) -> None:

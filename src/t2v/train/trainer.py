@@ -70,6 +70,7 @@ class TrainConfig:
     init_partial: bool = False
     decoder_only: bool = False  # tokenizers: train only the decoder (codes and latents stay those of init_from)
     half_export: bool = False  # store the exported model in fp16
+    int8_export: bool = False  # store its large weight matrices as int8 with fp16 row scales, the rest fp16
     distributed: str = "ddp"  # with several processes: ddp, or fsdp (GPUs only)
     extra: dict = field(default_factory=dict)
 
@@ -253,6 +254,7 @@ class Trainer:
         state = self.model.state_dict()
         state |= {k: v for k, v in self.ema.items()}
         directory = save_model(self.out_dir / "model", self.model, state_dict=state, half=self.cfg.half_export,
+                               int8=self.cfg.int8_export,
                                card=self.model_card(), captions=getattr(self.data, "caption_vocabulary", None))
         stages = [*getattr(self.model, "earlier_stages", []), self.stage_record()]
         (directory / TRAINING_FILE).write_text(json.dumps({"stages": stages}, indent=2) + "\n")
@@ -271,6 +273,12 @@ class Trainer:
     def global_batch(self) -> int:
         return self.cfg.batch_size * self.world * self.cfg.grad_accum
 
+    @property
+    def export_precision(self) -> str:
+        if self.cfg.int8_export:
+            return "int8 weight matrices (float16 row scales), the rest float16"
+        return "float16" if self.cfg.half_export else "float32"
+
     def model_card(self) -> str:
         cfg = self.cfg
         lines = [f"# {self.model.family} (trained with t2v)", ""]
@@ -280,7 +288,7 @@ class Trainer:
                   f"- steps: {self.step} of {cfg.steps}, global batch {self.global_batch}, lr {cfg.lr}",
                   f"- hardware: {describe_hardware(self.device, cfg.threads)}",
                   f"- training wall time: {self.elapsed / 60:.1f} min in {self.sessions} run(s)",
-                  f"- torch {torch.__version__}, exported {'float16' if cfg.half_export else 'float32'}"]
+                  f"- torch {torch.__version__}, exported {self.export_precision}"]
         return "\n".join(lines) + "\n"
 
     # -- the loop ----------------------------------------------------------------------------
