@@ -369,7 +369,17 @@ class Trainer:
         report = getattr(self.data, "report", lambda: "")()
         if report:
             self.log(report)
-        return self.export()
+        directory = self.export()
+        self.leave_process_group()
+        return directory
+
+    def leave_process_group(self) -> None:
+        """End a multi-process run cleanly: a process group left to interpreter exit can abort a rank
+        ("terminate called without an active exception") after the model is written."""
+        import torch.distributed as dist
+
+        if self.world > 1 and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
     def warn_on_collapse(self, logs: dict) -> None:
         warning = self.collapse_watch.check(self.step, logs)
