@@ -101,7 +101,8 @@ def save_model(directory: str | Path, model: nn.Module, *, card: str | None = No
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = state_dict if state_dict is not None else model.state_dict()
-    save_tensors(directory / WEIGHTS_FILE, stored_weights(tensors, "int8" if int8 else "float16" if half else "float32"))
+    precision = "int8" if int8 else "float16" if half else "float32"
+    save_tensors(directory / WEIGHTS_FILE, stored_weights(tensors, precision))
     config = {"family": model.family, "format_version": FORMAT_VERSION, "config": to_dict(model.config)}
     if captions is not None:
         config["captions"] = captions
@@ -139,7 +140,8 @@ def convert_checkpoint(source: str | Path, out: str | Path, precision: str) -> P
         if (source / name).is_file():
             shutil.copyfile(source / name, out / name)
     if (source / CARD_FILE).is_file():
-        atomic_write(out / CARD_FILE, lambda tmp: Path(tmp).write_text(card_without_scores((source / CARD_FILE).read_text())))
+        card = card_without_scores((source / CARD_FILE).read_text())
+        atomic_write(out / CARD_FILE, lambda tmp: Path(tmp).write_text(card))
     (out / SCORES_FILE).unlink(missing_ok=True)
     save_tensors(out / WEIGHTS_FILE, tensors)
     return out
