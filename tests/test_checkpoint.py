@@ -28,7 +28,7 @@ def test_round_trip_is_bit_exact(saved):
 
 def test_half_precision_export_loads_as_float32(tmp_path, tiny_vqvae_config):
     model = VQVAE(tiny_vqvae_config)
-    loaded = load_model(save_model(tmp_path / "half", model, half=True))
+    loaded = load_model(save_model(tmp_path / "half", model, weights="float16"))
     weight = loaded.decoder[0].weight
     assert weight.dtype == torch.float32
     assert torch.allclose(weight, model.decoder[0].weight, atol=1e-3)
@@ -54,7 +54,7 @@ def test_int8_storage_keeps_every_weight_within_half_a_step_and_halves_the_bytes
 def test_an_int8_checkpoint_loads_as_float32_close_to_the_model(tmp_path, tiny_vqvae_config):
     torch.manual_seed(0)
     model = VQVAE(tiny_vqvae_config).eval()
-    directory = save_model(tmp_path / "int8", model, int8=True)
+    directory = save_model(tmp_path / "int8", model, weights="int8")
     with safe_open(str(directory / "model.safetensors"), "pt") as f:
         assert sum(key.endswith(INT8_SCALE) for key in f.keys()) >= 4  # its conv weights are stored as int8
     loaded = load_model(directory)

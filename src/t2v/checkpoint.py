@@ -92,17 +92,15 @@ def dequantize_int8(tensors: dict[str, torch.Tensor], *, where: str = "weights")
     return out
 
 
-def save_model(directory: str | Path, model: nn.Module, *, card: str | None = None, half: bool = False,
-               int8: bool = False, state_dict: dict[str, torch.Tensor] | None = None,
-               captions: str | None = None) -> Path:
+def save_model(directory: str | Path, model: nn.Module, *, card: str | None = None, weights: str = "float32",
+               state_dict: dict[str, torch.Tensor] | None = None, captions: str | None = None) -> Path:
     """Write ``model`` (its ``family`` and dataclass ``config``) as a checkpoint directory; ``captions``
-    names the caption vocabulary it was trained on, which pipelines rewrite prompts into. Weights in float32,
-    float16 (``half``) or large matrices as int8 and the rest float16 (``int8``; see ``quantize_int8``)."""
+    names the caption vocabulary it was trained on, which pipelines rewrite prompts into. ``weights``: their
+    storage, one of WEIGHT_PRECISIONS (int8: large matrices as int8, the rest float16; see ``quantize_int8``)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = state_dict if state_dict is not None else model.state_dict()
-    precision = "int8" if int8 else "float16" if half else "float32"
-    save_tensors(directory / WEIGHTS_FILE, stored_weights(tensors, precision))
+    save_tensors(directory / WEIGHTS_FILE, stored_weights(tensors, weights))
     config = {"family": model.family, "format_version": FORMAT_VERSION, "config": to_dict(model.config)}
     if captions is not None:
         config["captions"] = captions

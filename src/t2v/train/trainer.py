@@ -253,8 +253,7 @@ class Trainer:
             return directory
         state = self.model.state_dict()
         state |= {k: v for k, v in self.ema.items()}
-        directory = save_model(self.out_dir / "model", self.model, state_dict=state, half=self.cfg.half_export,
-                               int8=self.cfg.int8_export,
+        directory = save_model(self.out_dir / "model", self.model, state_dict=state, weights=self.export_weights,
                                card=self.model_card(), captions=getattr(self.data, "caption_vocabulary", None))
         stages = [*getattr(self.model, "earlier_stages", []), self.stage_record()]
         (directory / TRAINING_FILE).write_text(json.dumps({"stages": stages}, indent=2) + "\n")
@@ -274,10 +273,9 @@ class Trainer:
         return self.cfg.batch_size * self.world * self.cfg.grad_accum
 
     @property
-    def export_precision(self) -> str:
-        if self.cfg.int8_export:
-            return "int8 weight matrices (float16 row scales), the rest float16"
-        return "float16" if self.cfg.half_export else "float32"
+    def export_weights(self) -> str:
+        """How the exported model stores its weights (a checkpoint.WEIGHT_PRECISIONS name)."""
+        return "int8" if self.cfg.int8_export else "float16" if self.cfg.half_export else "float32"
 
     def model_card(self) -> str:
         cfg = self.cfg
@@ -288,7 +286,7 @@ class Trainer:
                   f"- steps: {self.step} of {cfg.steps}, global batch {self.global_batch}, lr {cfg.lr}",
                   f"- hardware: {describe_hardware(self.device, cfg.threads)}",
                   f"- training wall time: {self.elapsed / 60:.1f} min in {self.sessions} run(s)",
-                  f"- torch {torch.__version__}, exported {self.export_precision}"]
+                  f"- torch {torch.__version__}, exported {self.export_weights}"]
         return "\n".join(lines) + "\n"
 
     # -- the loop ----------------------------------------------------------------------------
