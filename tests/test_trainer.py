@@ -249,6 +249,18 @@ def tokenizer_config(tmp_path, family, name, train="", model_extra=""):
     return path
 
 
+def prior_config(tmp_path, name, tokenizer, train=""):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(f"""
+        family: videogpt
+        model: {{preset: tiny, tokenizer: {tokenizer}, text: {{name: small, dim: 32, layers: 1, heads: 2, vocab_size: 256}}}}
+        data: {{num_frames: 8, height: 32, width: 32}}
+        train: {{steps: 2, batch_size: 2, lr: 1.0e-3, warmup_steps: 1, checkpoint_every: 100, threads: 1,
+                 out_dir: {tmp_path / name} {train}}}
+    """))
+    return path
+
+
 @pytest.mark.parametrize("family", list(TOKENIZER_RUNS))
 def test_decoder_only_fine_tuning_keeps_every_code_and_moves_the_decoder(tmp_path, family):
     from t2v.checkpoint import load_model
@@ -301,22 +313,10 @@ def test_a_prior_continued_on_a_fine_tuned_decoder_keeps_that_tokenizer_and_ever
     from t2v.train import train_from_config
 
     tokenizer = train_from_config("videogpt-vqvae", tokenizer_config(tmp_path, "videogpt-vqvae", "stage1"), log=lambda *_: None)
-
-    def prior_config(name, tok, train=""):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(textwrap.dedent(f"""
-            family: videogpt
-            model: {{preset: tiny, tokenizer: {tok}, text: {{name: small, dim: 32, layers: 1, heads: 2, vocab_size: 256}}}}
-            data: {{num_frames: 8, height: 32, width: 32}}
-            train: {{steps: 2, batch_size: 2, lr: 1.0e-3, warmup_steps: 1, checkpoint_every: 100, threads: 1,
-                     out_dir: {tmp_path / name} {train}}}
-        """))
-        return path
-
-    prior = train_from_config("videogpt", prior_config("stage2", tokenizer), log=lambda *_: None)
+    prior = train_from_config("videogpt", prior_config(tmp_path, "stage2", tokenizer), log=lambda *_: None)
     decoder = train_from_config("videogpt-vqvae", tokenizer_config(
         tmp_path, "videogpt-vqvae", "stage1b", f", init_from: {prior}, decoder_only: true"), log=lambda *_: None)
-    continued = train_from_config("videogpt", prior_config("stage2b", decoder, f", init_from: {prior}, lr: 1.0e-9"),
+    continued = train_from_config("videogpt", prior_config(tmp_path, "stage2b", decoder, f", init_from: {prior}, lr: 1.0e-9"),
                                   log=lambda *_: None)
     new, tuned, old = load_model(continued), load_model(decoder), load_model(prior)
     assert all(torch.equal(v, tuned.state_dict()[k]) for k, v in new.tokenizer.state_dict().items())
@@ -329,6 +329,26 @@ def test_a_prior_continued_on_a_fine_tuned_decoder_keeps_that_tokenizer_and_ever
     with pytest.raises(T2VError, match="holds neither a phenaki-cvivit model nor one built on it"):
         train_from_config("phenaki-cvivit", tokenizer_config(tmp_path, "phenaki-cvivit", "foreign", f", init_from: {prior}"),
                           log=lambda *_: None)
+
+
+def test_a_prior_moved_onto_a_new_tokenizer_keeps_the_old_tokenizers_stages_when_continued(tmp_path):
+    """Stages 1 and 2, then 1c (a tokenizer trained apart from stage 1), 2h (the prior moved onto it by
+    init_partial) and 2i (continued from 2h): the prior learned on stage 1's codes first, so every card after
+    the move lists stage 1 too, once, before stage 1c."""
+    from t2v.train import train_from_config
+
+    def train(family, config):
+        return train_from_config(family, config, log=lambda *_: None)
+
+    old = train("videogpt-vqvae", tokenizer_config(tmp_path, "videogpt-vqvae", "stage1"))
+    prior = train("videogpt", prior_config(tmp_path, "stage2", old))
+    new = train("videogpt-vqvae", tokenizer_config(tmp_path, "videogpt-vqvae", "stage1c"))
+    moved = train("videogpt", prior_config(tmp_path, "stage2h", new, f", init_from: {prior}, init_partial: true"))
+    continued = train("videogpt", prior_config(tmp_path, "stage2i", new, f", init_from: {moved}"))
+    for directory, names in [(moved, ["stage1", "stage1c", "stage2", "stage2h"]),
+                             (continued, ["stage1", "stage1c", "stage2", "stage2h", "stage2i"])]:
+        stages = json.loads((directory / "training.json").read_text())["stages"]
+        assert [Path(s["command"].split("--config ")[1]).stem for s in stages] == names
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)

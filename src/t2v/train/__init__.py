@@ -51,14 +51,23 @@ def start_from_trained(model, directory: str, *, partial: bool = False, log=prin
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is not None:  # keep the configured tokenizer and the history of its stages
         state |= {f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()}
-        stage1 = tokenizer.family
-        stages = [*getattr(model, "earlier_stages", []), *(s for s in stages if s.get("family") != stage1)]
+        stages = merged_history(getattr(model, "earlier_stages", []), stages, stage1=tokenizer.family)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise T2VError(f"init_from {directory}: its architecture differs from the configured model ({first})") from None
     model.earlier_stages = stages
+
+
+def merged_history(tokenizer_stages: list[dict], trained_stages: list[dict], *, stage1: str) -> list[dict]:
+    """The stages behind a prior that starts from a trained one (``trained_stages``) on the configured tokenizer
+    (``tokenizer_stages``): every tokenizer stage of either, in order and once each, then the prior's stages.
+    The trained prior's own tokenizer stages stay even when the configured tokenizer was trained apart from
+    them: the prior learned on their latents before it moved."""
+    earlier = [s for s in trained_stages if s.get("family") == stage1]
+    tokenizer = [*earlier, *(s for s in tokenizer_stages if s not in earlier)]
+    return [*tokenizer, *(s for s in trained_stages if s.get("family") != stage1)]
 
 
 def transferable_weights(model, trained, *, log=print) -> dict:
