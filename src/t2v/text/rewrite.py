@@ -15,6 +15,10 @@ is the same step with the sentence encoder we already ship instead of a language
    ball" never just "red"): the cosine of their pooled MiniLM embeddings, both set in a carrier
    sentence of the phrase's attribute ("the shape of a ball" against "the shape of a circle"),
    which tells the encoder what sense of the words is asked about;
+   With a lexicon (``t2v.text.lexicon``: WordNet, by default), a span also scores as itself with an
+   unknown word replaced by each of that word's synonyms and definitions ("ascending" as "go up", as
+   "travel up", ...), at ``lexicon_weight`` times the cosine: the dictionary knows words MiniLM places
+   poorly, and the weight below 1 keeps the words as typed ahead when they already match;
 3. the spans replaced are the non-overlapping ones, scoring at least ``threshold``, at most one
    per attribute and object, that maximise the summed score of the unknown words they cover.
 
@@ -24,6 +28,9 @@ Prompts made only of known words come back unchanged.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -79,13 +86,15 @@ class PromptRewriter:
 
     ``phrases``: the training captions' phrases for each attribute ({"colour": ["red", ...], "motion":
     ["moves to the left", ...]}); ``known_words``: the other words of the training captions;
-    ``templates``: a carrier sentence per attribute ("the shape of a {}"; "{}" where none is given).
-    Each clause of a prompt ("... and ...") gets at most one phrase per attribute, counting the
-    attributes its known words already name."""
+    ``templates``: a carrier sentence per attribute ("the shape of a {}"; "{}" where none is given);
+    ``lexicon``: word -> phrases that may stand for it (``t2v.text.lexicon.WordNetLexicon``), scored at
+    ``lexicon_weight`` times their cosine. Each clause of a prompt ("... and ...") gets at most one phrase
+    per attribute, counting the attributes its known words already name."""
 
     def __init__(self, phrases: dict[str, list[str]], known_words: frozenset[str] = frozenset(), *,
                  templates: dict[str, str] | None = None, threshold: float = 0.4, max_span: int = 4,
-                 separator: str = "and", vocabulary: str | None = None) -> None:
+                 separator: str = "and", vocabulary: str | None = None,
+                 lexicon: Callable[[str], Sequence[str]] | None = None, lexicon_weight: float = 0.9) -> None:
         table = sorted({(" ".join(words_of(p)), slot) for slot, ps in phrases.items() for p in ps if words_of(p)})
         if not table:
             raise T2VError("a prompt rewriter needs at least one caption phrase")
@@ -99,6 +108,10 @@ class PromptRewriter:
                 self.word_slots.setdefault(w, set()).add(slot)
         self.known = frozenset(known_words) | frozenset(w for p in self.phrases for w in p.split()) | {separator}
         self.threshold, self.max_span, self.separator = threshold, max_span, separator
+        self.lexicon, self.lexicon_weight = lexicon, lexicon_weight
+        self.vectors: OrderedDict[str, torch.Tensor] = OrderedDict()  # text -> pooled MiniLM vector, recent last
+        self.vectors_lock = threading.Lock()  # t2v serve rewrites from several threads
+        self.cache_size = 20000  # distinct texts kept: a word's lexicon phrases come back in every prompt holding it
         self.vocabulary = vocabulary  # the name it is loaded by (load_rewriter), if any
         templates = templates or {}
         self.templates = [templates.get(name, "{}") for name in self.slot_names]
@@ -147,12 +160,16 @@ class PromptRewriter:
         spans = self.candidate_spans(words, unknown) if any(unknown) else []
         if not spans:
             return " ".join(words), []
-        texts = [" ".join(words[i:j]) for i, j, _ in spans]
+        variants = [self.variants(words, unknown, i, j) for i, j, _ in spans]
+        weights = torch.tensor([w for vs in variants for _, w in vs])  # (V,)
         allowed = torch.stack([a for _, _, a in spans])  # (S, P)
         named = self.named_slots(words, unknown)
         candidates = []  # (start, end, slot, phrase, score): the best phrase of each attribute for each span
         for slot, template in enumerate(self.templates):
-            scores = pooled_embeddings([template.format(t) for t in texts]) @ self.phrase_vectors.T  # (S, P)
+            vectors = self.embed([template.format(t) for vs in variants for t, _ in vs])  # (V, 384)
+            scores = vectors @ self.phrase_vectors.T * weights[:, None]  # (V, P)
+            scores = scores.split([len(vs) for vs in variants])  # S x (variants, P)
+            scores = torch.stack([s.amax(dim=0) for s in scores])  # (S, P): each span's best variant
             best, phrase = scores.masked_fill(~allowed | (self.slots != slot), -2.0).max(dim=1)  # (S,)
             for s, (i, j, _) in enumerate(spans):
                 elsewhere = set().union(*(named[k] for k in range(len(words)) if not i <= k < j))
@@ -164,6 +181,29 @@ class PromptRewriter:
             replacements.append(Replacement(" ".join(words[i:j]), self.phrases[p], round(score, 4)))
             at = j
         return " ".join(out + words[at:]), replacements
+
+    def variants(self, words: list[str], unknown: list[bool], i: int, j: int) -> list[tuple[str, float]]:
+        """(text, weight) that span i:j scores as: itself (weight 1) and, with a lexicon, itself with one
+        unknown word replaced by each phrase the lexicon gives for it (``lexicon_weight``)."""
+        out = [(" ".join(words[i:j]), 1.0)]
+        for k in range(i, j) if self.lexicon is not None else ():
+            if unknown[k]:
+                out += [(" ".join([*words[i:k], phrase, *words[k + 1:j]]), self.lexicon_weight)
+                        for phrase in self.lexicon(words[k])]
+        return out
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """Pooled MiniLM vectors of ``texts`` (N, 384), through a cache of the last ``cache_size`` texts."""
+        with self.vectors_lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+            if missing:
+                self.vectors.update(zip(missing, pooled_embeddings(missing)))
+            out = torch.stack([self.vectors[t] for t in texts])
+            for t in texts:
+                self.vectors.move_to_end(t)
+            while len(self.vectors) > self.cache_size:
+                self.vectors.popitem(last=False)
+        return out
 
     def named_slots(self, words: list[str], unknown: list[bool]) -> list[set[int]]:
         """The attribute each known word names (when its phrases all have one), per word."""
@@ -206,15 +246,17 @@ class PromptRewriter:
 
 
 def moving_shapes_rewriter(**options) -> PromptRewriter:
-    """A rewriter into the caption language of the Moving Shapes training split (``t2v.data.vocab``)."""
+    """A rewriter into the caption language of the Moving Shapes training split (``t2v.data.vocab``), with
+    WordNet as its lexicon unless ``lexicon`` says otherwise (None: MiniLM alone)."""
     from t2v.data.vocab import COLOURS, MOTIONS, SHAPES, SIZES, TRAIN_MOTION_PHRASES, TRAIN_SYNONYMS
+    from t2v.text.lexicon import WordNetLexicon
 
     phrases = {"colour": list(COLOURS),
                "size": [w for size in SIZES for w in TRAIN_SYNONYMS[size]],
                "shape": [w for shape in SHAPES for w in TRAIN_SYNONYMS[shape]],
                "motion": [*(p for ps in TRAIN_MOTION_PHRASES.values() for p in ps), "staying still",
                           *(f"moving {m}" for m in MOTIONS if m != "still")]}  # with the canonical template's
-    options = {"templates": MOVING_SHAPES_TEMPLATES, **options}
+    options = {"templates": MOVING_SHAPES_TEMPLATES, "lexicon": WordNetLexicon(), **options}
     return PromptRewriter(phrases, frozenset({"a", "the"}), vocabulary="moving-shapes", **options)
 
 
