@@ -161,20 +161,24 @@ class PromptRewriter:
         if not spans:
             return " ".join(words), []
         variants = [self.variants(words, unknown, i, j) for i, j, _ in spans]
-        weights = torch.tensor([w for vs in variants for _, w in vs])  # (V,)
         allowed = torch.stack([a for _, _, a in spans])  # (S, P)
         named = self.named_slots(words, unknown)
         candidates = []  # (start, end, slot, phrase, score): the best phrase of each attribute for each span
         for slot, template in enumerate(self.templates):
-            vectors = self.embed([template.format(t) for vs in variants for t, _ in vs])  # (V, 384)
-            scores = vectors @ self.phrase_vectors.T * weights[:, None]  # (V, P)
-            scores = scores.split([len(vs) for vs in variants])  # S x (variants, P)
-            scores = torch.stack([s.amax(dim=0) for s in scores])  # (S, P): each span's best variant
-            best, phrase = scores.masked_fill(~allowed | (self.slots != slot), -2.0).max(dim=1)  # (S,)
-            for s, (i, j, _) in enumerate(spans):
+            here = allowed & (self.slots == slot)  # (S, P)
+            live = [s for s in range(len(spans)) if here[s].any()]  # spans that may become a phrase of this attribute
+            if not live:
+                continue
+            texts = [template.format(t) for s in live for t, _ in variants[s]]
+            weights = torch.tensor([w for s in live for _, w in variants[s]])  # (V,)
+            scores = self.embed(texts) @ self.phrase_vectors.T * weights[:, None]  # (V, P)
+            scores = torch.stack([v.amax(dim=0) for v in scores.split([len(variants[s]) for s in live])])  # (L, P)
+            best, phrase = scores.masked_fill(~here[live], -2.0).max(dim=1)  # (L,): each span's best variant
+            for row, s in enumerate(live):
+                i, j, _ = spans[s]
                 elsewhere = set().union(*(named[k] for k in range(len(words)) if not i <= k < j))
-                if slot not in elsewhere and best[s].item() >= self.threshold:
-                    candidates.append((i, j, slot, phrase[s].item(), best[s].item()))
+                if slot not in elsewhere and best[row].item() >= self.threshold:
+                    candidates.append((i, j, slot, phrase[row].item(), best[row].item()))
         out, replacements, at = [], [], 0
         for i, j, _, p, score in self.best_cover(len(words), unknown, candidates):
             out += words[at:i] + [self.phrases[p]]
