@@ -14,11 +14,11 @@ is the same step with the sentence encoder we already ship instead of a language
    "sliding towards the right" may become "moving to the right", never "moving left", and "red
    ball" never just "red"): the cosine of their pooled MiniLM embeddings, both set in a carrier
    sentence of the phrase's attribute ("the shape of a ball" against "the shape of a circle"),
-   which tells the encoder what sense of the words is asked about;
-   With a lexicon (``t2v.text.lexicon``: WordNet, by default), a span also scores as itself with an
-   unknown word replaced by each of that word's synonyms and definitions ("ascending" as "go up", as
-   "travel up", ...), at ``lexicon_weight`` times the cosine: the dictionary knows words MiniLM places
-   poorly, and the weight below 1 keeps the words as typed ahead when they already match;
+   which tells the encoder what sense of the words is asked about. With a lexicon
+   (``t2v.text.lexicon``: WordNet, by default), a span also scores as itself with an unknown word
+   replaced by each of that word's synonyms and definitions ("ascending" as "go up", as "travel up",
+   ...), at ``lexicon_weight`` times the cosine: the dictionary knows words MiniLM places poorly,
+   and the weight below 1 keeps the words as typed ahead when they already match;
 3. the spans replaced are the non-overlapping ones, scoring at least ``threshold``, at most one
    per attribute and object, that maximise the summed score of the unknown words they cover.
 
@@ -190,7 +190,9 @@ class PromptRewriter:
         """(text, weight) that span i:j scores as: itself (weight 1) and, with a lexicon, itself with one
         unknown word replaced by each phrase the lexicon gives for it (``lexicon_weight``)."""
         out = [(" ".join(words[i:j]), 1.0)]
-        for k in range(i, j) if self.lexicon is not None else ():
+        if self.lexicon is None:
+            return out
+        for k in range(i, j):
             if unknown[k]:
                 out += [(" ".join([*words[i:k], phrase, *words[k + 1:j]]), self.lexicon_weight)
                         for phrase in self.lexicon(words[k])]
