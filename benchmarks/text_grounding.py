@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import random
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -148,7 +149,7 @@ def main() -> None:
     development = development_prompts(2 * args.n, args.seed)
     second = development_prompts(4 * args.n, args.seed, second_list=True)
     fresh = development_prompts(4 * args.n, args.seed + 1)
-    vectors = moving_shapes_rewriter(lexicon=None).vectors  # one cache of MiniLM vectors for every rewriter below
+    vectors = OrderedDict()  # one cache of MiniLM vectors for every rewriter below
 
     def rewriter(**options):
         made = moving_shapes_rewriter(**{"threshold": REWRITE_THRESHOLD, **options})
