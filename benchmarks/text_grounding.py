@@ -23,7 +23,6 @@ import argparse
 import itertools
 import json
 import random
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -31,7 +30,7 @@ import torch
 from t2v.data.shapes import ShapeObject, describe_object
 from t2v.data.vocab import COLOURS, HELD_OUT_PAIRS, MOTIONS, SHAPES, SIZES, TRAIN_MOTION_PHRASES, TRAIN_SYNONYMS
 from t2v.eval.shapes import parse_prompt, prompt_set
-from t2v.text.encoders import MiniLMEncoder
+from t2v.text.encoders import LRUCache, MiniLMEncoder
 from t2v.text.lexicon import WordNetLexicon
 from t2v.text.rewrite import moving_shapes_rewriter
 
@@ -149,11 +148,11 @@ def main() -> None:
     development = development_prompts(2 * args.n, args.seed)
     second = development_prompts(4 * args.n, args.seed, second_list=True)
     fresh = development_prompts(4 * args.n, args.seed + 1)
-    vectors = OrderedDict()  # one cache of MiniLM vectors for every rewriter below
+    vectors = LRUCache(10 ** 6)  # one cache of MiniLM vectors for every rewriter below
 
     def rewriter(**options):
         made = moving_shapes_rewriter(**{"threshold": REWRITE_THRESHOLD, **options})
-        made.vectors, made.cache_size = vectors, 10 ** 6
+        made.vectors = vectors
         return made
 
     plain = rewriter(lexicon=None)  # MiniLM alone, as before the lexicon

@@ -145,8 +145,9 @@ def load_minilm(device: torch.device | str = "cpu"):
         return _MINILM[device]
 
 
-class _PromptCache:
-    """Least-recently-used map (max_length, prompt) -> (states (L, D), pooled (D,)) on the CPU."""
+class LRUCache:
+    """Least-recently-used map holding the last ``entries`` keys: here (max_length, prompt) -> (states (L, D),
+    pooled (D,)) on the CPU; the prompt rewriter's text -> pooled vector."""
 
     def __init__(self, entries: int) -> None:
         self.entries, self.items = entries, OrderedDict()
@@ -170,7 +171,7 @@ class _PromptCache:
         return len(self.items)
 
 
-_PROMPT_CACHE = _PromptCache(CACHE_ENTRIES)
+_PROMPT_CACHE = LRUCache(CACHE_ENTRIES)
 
 
 class MiniLMEncoder(TextEncoder):

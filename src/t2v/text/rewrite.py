@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from t2v.errors import T2VError
+from t2v.text.encoders import LRUCache
 
 # Words that carry no attribute: a span may hold them without the phrase having to keep them.
 STOPWORDS = frozenset({"a", "an", "the", "to", "towards", "toward", "of", "and", "that", "is", "in", "on", "at",
@@ -109,9 +109,9 @@ class PromptRewriter:
         self.known = frozenset(known_words) | frozenset(w for p in self.phrases for w in p.split()) | {separator}
         self.threshold, self.max_span, self.separator = threshold, max_span, separator
         self.lexicon, self.lexicon_weight = lexicon, lexicon_weight
-        self.vectors: OrderedDict[str, torch.Tensor] = OrderedDict()  # text -> pooled MiniLM vector, recent last
+        # text -> pooled MiniLM vector: a word's lexicon phrases come back in every prompt holding it
+        self.vectors = LRUCache(20000)
         self.vectors_lock = threading.Lock()  # t2v serve rewrites from several threads
-        self.cache_size = 20000  # distinct texts kept: a word's lexicon phrases come back in every prompt holding it
         self.vocabulary = vocabulary  # the name it is loaded by (load_rewriter), if any
         templates = templates or {}
         self.templates = [templates.get(name, "{}") for name in self.slot_names]
@@ -199,17 +199,15 @@ class PromptRewriter:
         return out
 
     def embed(self, texts: list[str]) -> torch.Tensor:
-        """Pooled MiniLM vectors of ``texts`` (N, 384), through a cache of the last ``cache_size`` texts."""
+        """Pooled MiniLM vectors of ``texts`` (N, 384), through the cache ``vectors``."""
         with self.vectors_lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+            found = {t: v for t in dict.fromkeys(texts) if (v := self.vectors.get(t)) is not None}
+            missing = [t for t in dict.fromkeys(texts) if t not in found]
             if missing:
-                self.vectors.update(zip(missing, pooled_embeddings(missing)))
-            out = torch.stack([self.vectors[t] for t in texts])
-            for t in texts:
-                self.vectors.move_to_end(t)
-            while len(self.vectors) > self.cache_size:
-                self.vectors.popitem(last=False)
-        return out
+                for text, vector in zip(missing, pooled_embeddings(missing)):
+                    self.vectors.put(text, vector)
+                    found[text] = vector
+        return torch.stack([found[t] for t in texts])
 
     def named_slots(self, words: list[str], unknown: list[bool]) -> list[set[int]]:
         """The attribute each known word names (when its phrases all have one), per word."""
