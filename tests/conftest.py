@@ -13,6 +13,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(2)
 
+from t2v.data import workers  # noqa: E402
+
+workers.WORKER_TIMEOUT_S = 120  # a batch stuck in a DataLoader worker fails its test in 2 minutes, not 10
+
 
 @pytest.fixture
 def tiny_vqvae_config():

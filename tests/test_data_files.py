@@ -98,7 +98,8 @@ def test_shuffle_is_seeded_and_changes_between_epochs(shapes_csv):
 
 def test_dataloader_workers_split_the_videos_without_repeats(shapes_csv):
     dataset = CSVVideoDataset(shapes_csv, num_frames=2, size=(8, 8))
-    loader = DataLoader(dataset, batch_size=None, num_workers=2)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="forkserver",
+                        timeout=60)  # a hang fails in a minute
     assert sorted(x["caption"] for x in loader) == sorted(expected_captions())
 
 

@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from t2v.data.files import CSVVideoDataset, VideoFolderDataset
 from t2v.data.stream import choose_bucket
+from t2v.data.workers import usable_workers, worker_loader
 from t2v.errors import T2VError
 from t2v.video import Video, read_video, read_video_bytes
 
@@ -168,6 +169,10 @@ class ShardStream:
         self.skipped: Counter = Counter()  # shard name -> samples that failed to decode
         self._loader, self._next = None, None
 
+    def __getstate__(self) -> dict:
+        """What a worker process gets: everything but the parent's own worker loader."""
+        return {**self.__dict__, "_loader": None, "_next": None}
+
     def epoch_shards(self, epoch: int) -> list[int]:
         """This rank's shard indices for ``epoch``: a seeded shuffle of all shards, every world-th from rank."""
         order = list(range(len(self.shards)))
@@ -229,13 +234,12 @@ class ShardStream:
 
     def batch(self, position: int, batch_size: int) -> dict:
         """Samples [position, position + batch_size) of this rank; undecodable ones are dropped and counted."""
-        if self.config.workers <= 0:
+        if usable_workers(self.config.workers) <= 0:
             size = self.bucket(position, batch_size)
             return self.collate([self.sample(position + i, size) for i in range(batch_size)])
         if self._loader is None or self._next != (position, batch_size):
             dataset = _Positions(self, position, batch_size)
-            self._loader = iter(DataLoader(dataset, batch_size=batch_size, num_workers=self.config.workers,
-                                           collate_fn=list, prefetch_factor=2, persistent_workers=False))
+            self._loader = iter(worker_loader(dataset, self.config.workers, batch_size=batch_size, collate_fn=list))
         items = next(self._loader)
         self._next = (position + batch_size, batch_size)
         return self.collate(items)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from t2v.checkpoint import TRAINING_FILE, load_tensors, save_model, save_tensors
 from t2v.errors import T2VError
 from t2v.hardware import bf16_is_fast, describe_hardware
+from t2v.data.workers import worker_loader
 from t2v.train.collapse import CollapseWatch
 
 STATE_FILE = "train_state.safetensors"
@@ -429,10 +430,11 @@ class _BatchesFrom(torch.utils.data.Dataset):
 
 def prepared_batches(data, start: int, size: int, workers: int, *, pin: bool = False):
     """The batches ``data.batch(start, size)``, ``data.batch(start + size, size)``, ... in order, built
-    ahead by ``workers`` processes: the same batches as without workers, so a run resumes exactly."""
-    loader = torch.utils.data.DataLoader(_BatchesFrom(data, start, size), batch_size=None, num_workers=workers,
-                                         prefetch_factor=4, pin_memory=pin, persistent_workers=True,
-                                         generator=torch.Generator())  # its seeds must not draw on the training RNG
+    ahead by ``workers`` processes: the same batches as without workers, so a run resumes exactly (and where
+    workers cannot run, ``worker_loader`` builds them in this process)."""
+    loader = worker_loader(_BatchesFrom(data, start, size), workers, prefetch_factor=4, persistent=True,
+                           batch_size=None, pin_memory=pin,
+                           generator=torch.Generator())  # its seeds must not draw on the training RNG
     return iter(loader)
 
 
