@@ -33,6 +33,22 @@ def clips_per_second(shards: Path, workers: int, batch_size: int, batches: int) 
     return batches * batch_size / (time.perf_counter() - start)
 
 
+class TimedData:
+    """``data`` (a ShardStream), adding up the seconds spent inside ``batch``."""
+
+    def __init__(self, data: ShardStream) -> None:
+        self.data, self.waited = data, 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self.data, name)
+
+    def batch(self, position: int, size: int) -> dict:
+        start = time.perf_counter()
+        result = self.data.batch(position, size)
+        self.waited += time.perf_counter() - start
+        return result
+
+
 def data_wait_share(shards: Path, workers: int, steps: int) -> dict:
     """Train the small VideoGPT prior for ``steps`` steps on shards; time spent inside data.batch."""
     from t2v.checkpoint import save_model
@@ -43,28 +59,18 @@ def data_wait_share(shards: Path, workers: int, steps: int) -> dict:
         tokenizer = save_model(Path(tmp) / "vqvae", VQVAE(VQVAEConfig(channels=[32, 64, 128])))
         model = build_model("videogpt", {"preset": "S", "tokenizer": str(tokenizer), "layers": 4,
                                          "text": {"name": "minilm", "max_length": 32}})
-        data = ShardStream(ShardDataConfig(shards=str(shards), workers=workers))
-        waited = 0.0
-        batch = data.batch
-
-        def timed_batch(position, size):
-            nonlocal waited
-            start = time.perf_counter()
-            result = batch(position, size)
-            waited += time.perf_counter() - start
-            return result
-
-        data.batch = timed_batch
+        data = TimedData(ShardStream(ShardDataConfig(shards=str(shards), workers=workers)))
         cfg = TrainConfig(steps=steps, batch_size=16, threads=torch.get_num_threads(), bf16=True, log_every=10**9,
                           checkpoint_every=10**9, out_dir=str(Path(tmp) / "run"))
         trainer = Trainer(model, data, cfg, log=lambda *a: None)
         trainer.train_step()  # warm-up, not counted
-        waited = 0.0
+        data.waited = 0.0
         start = time.perf_counter()
         for _ in range(steps - 1):
             trainer.train_step()
         total = time.perf_counter() - start
-    return {"workers": workers, "steps": steps - 1, "seconds": total, "data_seconds": waited, "wait_share": waited / total}
+    return {"workers": workers, "steps": steps - 1, "seconds": total, "data_seconds": data.waited,
+            "wait_share": data.waited / total}
 
 
 def main() -> None:
