@@ -69,16 +69,24 @@ def words_of(text: str) -> list[str]:
 
 
 @torch.no_grad()
-def pooled_embeddings(texts: list[str]) -> torch.Tensor:
-    """Unit-norm mean-pooled all-MiniLM-L6-v2 embeddings (len(texts), 384), float32 on the CPU."""
+def pooled_embeddings(texts: list[str], chunk: int = 64) -> torch.Tensor:
+    """Unit-norm mean-pooled all-MiniLM-L6-v2 embeddings (len(texts), 384), float32 on the CPU.
+
+    Texts go through in chunks of similar length, so that short ones are not padded to the longest."""
     from t2v.text.encoders import load_minilm
 
     tokenizer, model = load_minilm("cpu")
-    tokens = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
-    with torch.autocast("cpu", enabled=False):
-        states = model(**tokens).last_hidden_state  # (N, L, 384)
-    mask = tokens["attention_mask"].unsqueeze(-1).float()
-    return F.normalize((states * mask).sum(1) / mask.sum(1), dim=-1)
+    ids = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    out = torch.empty(len(texts), model.config.hidden_size)
+    for start in range(0, len(order), chunk):
+        rows = order[start:start + chunk]
+        tokens = tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
+        with torch.autocast("cpu", enabled=False):
+            states = model(**tokens).last_hidden_state  # (n, L, 384)
+        mask = tokens["attention_mask"].unsqueeze(-1).float()
+        out[rows] = F.normalize((states * mask).sum(1) / mask.sum(1), dim=-1)
+    return out
 
 
 class PromptRewriter:
