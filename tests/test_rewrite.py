@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from t2v.checkpoint import save_model
 from t2v.errors import T2VError
 from t2v.eval.shapes import parse_prompt
 from t2v.pipelines.base import Pipeline, load_pipeline
-from t2v.text.rewrite import PromptRewriter, load_rewriter, moving_shapes_rewriter
+from t2v.text.rewrite import PromptRewriter, load_rewriter, moving_shapes_rewriter, pooled_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +115,14 @@ def test_the_lexicon_knows_words_minilm_places_poorly(shapes_rewriter, minilm_al
     """Development words (DEV_SYNONYMS_2 of benchmarks/text_grounding.py) MiniLM alone maps to the wrong phrase."""
     assert attributes(shapes_rewriter(prompt)) == [expected]
     assert attributes(minilm_alone(prompt)) != [expected], "MiniLM alone got it right: the test no longer shows the lexicon"
+
+
+def test_embedding_in_length_sorted_chunks_keeps_each_text_its_own_vector():
+    texts = ["a red circle", "an object moving to the left of the frame very slowly", "up", "the shape of a ball",
+             "a very small blue square that drifts down and then stays still"]
+    chunked, whole = pooled_embeddings(texts, chunk=2), pooled_embeddings(texts, chunk=len(texts))
+    assert chunked.shape == (5, 384)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    for i, text in enumerate(texts):  # in the caller's order, whatever order the chunks ran in
+        assert torch.allclose(chunked[i], pooled_embeddings([text])[0], atol=1e-5)
+
