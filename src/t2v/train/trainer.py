@@ -29,9 +29,9 @@ from torch import nn
 from tqdm import tqdm
 
 from t2v.checkpoint import TRAINING_FILE, load_tensors, save_model, save_tensors
+from t2v.data.workers import worker_loader
 from t2v.errors import T2VError
 from t2v.hardware import bf16_is_fast, describe_hardware
-from t2v.data.workers import worker_loader
 from t2v.train.collapse import CollapseWatch
 
 STATE_FILE = "train_state.safetensors"
