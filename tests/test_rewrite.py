@@ -126,3 +126,18 @@ def test_embedding_in_length_sorted_chunks_keeps_each_text_its_own_vector():
     for i, text in enumerate(texts):  # in the caller's order, whatever order the chunks ran in
         assert torch.allclose(chunked[i], pooled_embeddings([text])[0], atol=1e-5)
 
+
+def test_function_words_are_not_looked_up_in_the_lexicon():
+    from t2v.text.lexicon import WordNetLexicon
+
+    asked, wordnet = [], WordNetLexicon()
+
+    def lexicon(word):
+        asked.append(word)
+        return wordnet(word)
+
+    assert wordnet("in")  # WordNet has senses for it (inch, indium, ...), none of them meant here
+    rewriter = moving_shapes_rewriter(lexicon=lexicon)
+    assert parse_prompt(rewriter("a huge red ball resting in place"))[0].motion == "still"
+    assert "in" not in asked and "resting" in asked
+

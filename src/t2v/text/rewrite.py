@@ -196,12 +196,13 @@ class PromptRewriter:
 
     def variants(self, words: list[str], unknown: list[bool], i: int, j: int) -> list[tuple[str, float]]:
         """(text, weight) that span i:j scores as: itself (weight 1) and, with a lexicon, itself with one
-        unknown word replaced by each phrase the lexicon gives for it (``lexicon_weight``)."""
+        unknown word replaced by each phrase the lexicon gives for it (``lexicon_weight``). Function words
+        are not looked up: WordNet's "in" is an inch, indium and Indiana."""
         out = [(" ".join(words[i:j]), 1.0)]
         if self.lexicon is None:
             return out
         for k in range(i, j):
-            if unknown[k]:
+            if unknown[k] and words[k] not in STOPWORDS:
                 out += [(" ".join([*words[i:k], phrase, *words[k + 1:j]]), self.lexicon_weight)
                         for phrase in self.lexicon(words[k])]
         return out
