@@ -190,3 +190,30 @@ def test_buckets_decode_each_batch_at_its_own_size(shards):
         assert torch.equal(a["video"], b["video"])
         shapes.add(tuple(a["video"].shape[1:4]))
     assert shapes == {(8, 32, 32), (4, 16, 48)}
+
+
+def test_skips_made_in_training_workers_reach_the_report(shards, tmp_path):
+    """With ``train.workers``, batches are built in worker processes; their skips still end in the run's report."""
+    from t2v.models import shapes_classifier
+    from t2v.train import train_from_config
+
+    corrupt = corrupt_shards(shards, tmp_path)
+    config = tmp_path / "workers.yaml"
+    config.write_text(yaml.safe_dump({
+        "family": "fvd-shapes",
+        "model": {"channels": [8], "strides": [[2, 2, 2]], "num_frames": FRAMES, "height": 32, "width": 32},
+        "data": {"shards": str(corrupt), "num_frames": FRAMES, "height": 32, "width": 32},
+        "train": {"steps": 2, "batch_size": 5, "warmup_steps": 1, "threads": 1, "workers": 1,
+                  "log_every": 1, "checkpoint_every": 2, "out_dir": str(tmp_path / "run")}}))
+    original = shapes_classifier.ShapesClassifier.training_loss
+
+    def labelled_loss(self, batch):  # shards carry captions; the classifier needs labels
+        return original(self, {**batch, "labels": torch.zeros(len(batch["caption"]), 4, dtype=torch.long)})
+
+    logs = []
+    shapes_classifier.ShapesClassifier.training_loss = labelled_loss
+    try:
+        train_from_config("fvd-shapes", config, log=logs.append)
+    finally:
+        shapes_classifier.ShapesClassifier.training_loss = original
+    assert any("skipped 1 samples" in line and "shard-000001.tar: 1" in line for line in logs), logs

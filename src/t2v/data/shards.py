@@ -219,18 +219,23 @@ class ShardStream:
         return {"video": torch.from_numpy(video.frames), "caption": entry.get("caption", "")}
 
     def collate(self, items: list[dict]) -> dict:
-        for x in items:
-            if "skipped" in x:
-                self.skipped[x["skipped"]] += 1
+        """One batch of decoded samples; ``skipped_from`` names the shards of the samples that failed."""
+        skipped_from = Counter(x["skipped"] for x in items if "skipped" in x)
+        self.skipped.update(skipped_from)
         if items and "latent" in items[0]:
             return {"latents": torch.stack([x["latent"] for x in items]), "caption": [x["caption"] for x in items],
-                    "skipped": 0}
+                    "skipped": 0, "skipped_from": {}}
         good = [x for x in items if "video" in x]
         if not good:
             return {"video": torch.empty(0, self.config.num_frames, self.config.height, self.config.width, 3,
-                                         dtype=torch.uint8), "caption": [], "skipped": len(items)}
+                                         dtype=torch.uint8), "caption": [], "skipped": len(items),
+                    "skipped_from": dict(skipped_from)}
         return {"video": torch.stack([x["video"] for x in good]), "caption": [x["caption"] for x in good],
-                "skipped": len(items) - len(good)}
+                "skipped": len(items) - len(good), "skipped_from": dict(skipped_from)}
+
+    def count_skipped(self, batch: dict) -> None:
+        """Count the skips of a batch built in a worker process, whose own counts this process never sees."""
+        self.skipped.update(batch.get("skipped_from", {}))
 
     def batch(self, position: int, batch_size: int) -> dict:
         """Samples [position, position + batch_size) of this rank; undecodable ones are dropped and counted."""

@@ -320,6 +320,7 @@ class Trainer:
                     self.batches = prepared_batches(self.data, self.position, self.cfg.batch_size, self.cfg.workers,
                                                     pin=self.device.type == "cuda")
                 batch = next(self.batches)
+                getattr(self.data, "count_skipped", lambda b: None)(batch)  # the worker's counts stay there
             else:
                 batch = self.data.batch(self.position, self.cfg.batch_size)
             self.position += self.cfg.batch_size
