@@ -192,7 +192,7 @@ def test_buckets_decode_each_batch_at_its_own_size(shards):
     assert shapes == {(8, 32, 32), (4, 16, 48)}
 
 
-def test_skips_made_in_training_workers_reach_the_report(shards, tmp_path):
+def test_skips_made_in_training_workers_reach_the_report(shards, tmp_path, monkeypatch):
     """With ``train.workers``, batches are built in worker processes; their skips still end in the run's report."""
     from t2v.models import shapes_classifier
     from t2v.train import train_from_config
@@ -210,10 +210,7 @@ def test_skips_made_in_training_workers_reach_the_report(shards, tmp_path):
     def labelled_loss(self, batch):  # shards carry captions; the classifier needs labels
         return original(self, {**batch, "labels": torch.zeros(len(batch["caption"]), 4, dtype=torch.long)})
 
+    monkeypatch.setattr(shapes_classifier.ShapesClassifier, "training_loss", labelled_loss)
     logs = []
-    shapes_classifier.ShapesClassifier.training_loss = labelled_loss
-    try:
-        train_from_config("fvd-shapes", config, log=logs.append)
-    finally:
-        shapes_classifier.ShapesClassifier.training_loss = original
+    train_from_config("fvd-shapes", config, log=logs.append)
     assert any("skipped 1 samples" in line and "shard-000001.tar: 1" in line for line in logs), logs
