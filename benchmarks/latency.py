@@ -21,9 +21,8 @@ from plots import pyplot
 
 from t2v import load_pipeline
 from t2v.eval.metrics import median_seconds, peak_memory_mb
+from t2v.eval.run import SPEED_PROMPT
 from t2v.hardware import cpu_name
-
-PROMPT = "a small red circle moving left"
 
 
 def main() -> None:
@@ -37,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model, precision=args.precision)
     t, h, w = pipe.video_shape
-    median, times = median_seconds(lambda: pipe(PROMPT, seed=0), repeats=args.repeats)
+    median, times = median_seconds(lambda: pipe(SPEED_PROMPT, seed=0), repeats=args.repeats)
     result = {"model": pipe.name, "video": f"{t}x{h}x{w}", "threads": args.threads, "repeats": args.repeats,
               "precision": pipe.precision,
               "seconds_per_video": round(median, 4), "times": [round(x, 4) for x in times],
@@ -48,7 +47,7 @@ def main() -> None:
         config = pipe.model.config  # the default number of sampling steps: MaskGIT's, or the diffusion sampler's
         result["steps"] = getattr(config, "steps", None) or config.diffusion.steps
     if "use_cache" in getattr(pipe.model, "sampling_options", ()):
-        no_cache, _ = median_seconds(lambda: pipe(PROMPT, seed=0, use_cache=False), repeats=3, warmup=1)
+        no_cache, _ = median_seconds(lambda: pipe(SPEED_PROMPT, seed=0, use_cache=False), repeats=3, warmup=1)
         result["seconds_per_video_without_kv_cache"] = round(no_cache, 4)
         result["kv_cache_speedup"] = round(no_cache / median, 2)
     result["peak_rss_mb"] = round(peak_memory_mb(), 1)

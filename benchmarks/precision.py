@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from t2v import load_pipeline
-from t2v.eval.run import run_suites
+from t2v.eval.run import SPEED_PROMPT, run_suites
 from t2v.hardware import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,14 +42,13 @@ def alternate_timings(model: str, precisions: list[str], *, repeats: int = 10) -
     """Seconds per video at each precision, the precisions taking turns call by call: a shared machine's
     speed drifts by a quarter within minutes, which timing one precision after the other reads as a difference."""
     pipes = [load_pipeline(model, precision=p) for p in precisions]
-    prompt = "a small red circle moving left"
     for pipe in pipes:  # warm-up
-        pipe(prompt, seed=0)
+        pipe(SPEED_PROMPT, seed=0)
     times: list[list[float]] = [[] for _ in pipes]
     for _ in range(repeats):
         for pipe, row in zip(pipes, times):
             start = time.perf_counter()
-            pipe(prompt, seed=0)
+            pipe(SPEED_PROMPT, seed=0)
             row.append(time.perf_counter() - start)
     return times
 

@@ -25,6 +25,7 @@ import torch
 from plots import pyplot
 
 from t2v import load_pipeline
+from t2v.eval.run import SPEED_PROMPT
 from t2v.eval.shapes import judge_video, prompt_set, wilson_interval
 from t2v.hardware import cpu_name
 from t2v.pipelines.base import load_reranker
@@ -73,7 +74,7 @@ def seconds_per_video(pipe, candidates: int, repeats: int = 5) -> float:
     """Median wall time of one reranked video with ``candidates`` (after one warm-up)."""
     from t2v.eval.metrics import median_seconds
 
-    return median_seconds(lambda: pipe("a small red circle moving left", seed=0, candidates=candidates),
+    return median_seconds(lambda: pipe(SPEED_PROMPT, seed=0, candidates=candidates),
                           repeats=repeats, warmup=1)[0]
 
 

@@ -196,12 +196,15 @@ def train_throughput(model, video_shape: tuple[int, int, int], *, batch_size: in
             "train_precision": "fp32"}
 
 
+SPEED_PROMPT = "a small red circle moving left"  # the prompt that every seconds-per-video figure times
+
+
 def speed_suite(pipe, *, repeats: int = 10, train_steps: int = 3, log=print) -> dict:
     """Seconds per video (median after warm-up) at the torch thread count in force, peak memory, and
     training-step throughput in videos/s."""
     from t2v.eval.metrics import median_seconds, peak_memory_mb
 
-    median, times = median_seconds(lambda: pipe("a small red circle moving left", seed=0), repeats=repeats)
+    median, times = median_seconds(lambda: pipe(SPEED_PROMPT, seed=0), repeats=repeats)
     t, h, w = pipe.video_shape
     result = {"seconds_per_video": median, "times": times, "threads": torch.get_num_threads(),
               "video": f"{t}x{h}x{w}", "cpu": cpu_name()}
