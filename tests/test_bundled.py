@@ -86,7 +86,7 @@ def test_bundled_dit_draws_a_seen_prompt_right_at_any_size():
 
 
 def test_bundled_phenaki_draws_a_seen_prompt_right():
-    """Most of eight seeds (the bundle draws this prompt right for 6 of seeds 0-7; its seen-pair rate is 34%)."""
+    """Most of eight seeds (the stage-2h bundle draws this prompt right for 8 of seeds 0-7; its seen-pair rate is 60%)."""
     pipe = load_pipeline("phenaki-shapes", precision="float32")  # one precision on every CPU: the same tokens
     videos = [pipe(PROMPT, seed=seed) for seed in range(8)]
     assert all(video.frames.shape == (16, 64, 64, 3) for video in videos)
